@@ -1,0 +1,228 @@
+"""Command-line interface on the same core as the app.
+
+    aigc-desktop                      launch the app
+    aigc-desktop generate --model PATH --prompt TEXT --out FILE_OR_DIR [...]
+    aigc-desktop models [--json]
+    aigc-desktop info IMAGE.png [--json]
+
+Bad input gives one line on stderr and a non-zero exit code (2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import aigc_desktop  # noqa: F401 - offline flags before anything else
+from aigc_desktop import __version__
+from aigc_desktop.core import catalog
+from aigc_desktop.core.errors import UserError
+from aigc_desktop.core.params import SCHEDULERS
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+class CliError(Exception):
+    """A one-line error for the user; exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too; keep it short)
+        raise CliError(message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="aigc-desktop", description="Offline image generation studio.")
+    parser.add_argument("--version", action="version", version=f"aigc-desktop {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    sub.add_parser("app", help="launch the desktop app (the default)")
+
+    g = sub.add_parser("generate", help="generate images with a model")
+    g.add_argument("--model", required=True, help="model file or folder (or the name of a discovered model)")
+    g.add_argument("--prompt", default="", help="prompt text")
+    g.add_argument("--negative", default="", help="negative prompt")
+    g.add_argument("--seed", type=_positive_int, default=-1, help="seed (-1: random)")
+    g.add_argument("--steps", type=_positive_int, default=20)
+    g.add_argument("--cfg", type=_float, default=7.0, help="classifier-free guidance scale")
+    g.add_argument("--width", type=_positive_int, default=None)
+    g.add_argument("--height", type=_positive_int, default=None)
+    g.add_argument("--scheduler", default="euler_a", help=f"one of: {', '.join(SCHEDULERS)}")
+    g.add_argument("--batch", type=_positive_int, default=1, help="images per batch")
+    g.add_argument("--batch-count", type=_positive_int, default=1, help="number of batches")
+    g.add_argument("--device", default="auto", help="auto | cuda | mps | cpu")
+    g.add_argument("--dtype", default="auto", help="auto | fp16 | bf16 | fp32")
+    g.add_argument("--out", required=True, help="output PNG file or folder")
+    g.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    for extend in GENERATE_EXTENSIONS:
+        extend(g)
+
+    m = sub.add_parser("models", help="list discovered models")
+    m.add_argument("--json", action="store_true")
+    m.add_argument("--folder", action="append", default=[], help="scan this folder too (repeatable)")
+    return parser
+
+
+# Other modules (engines' CLI parts) add their arguments / commands here; keeps this file the one front.
+GENERATE_EXTENSIONS: list[Callable[[argparse.ArgumentParser], None]] = []
+JOB_BUILDERS: dict[str, Callable[[argparse.Namespace, catalog.ModelInfo], Any]] = {}
+
+
+def _settings():
+    from aigc_desktop.core.settings import Settings
+
+    return Settings.load()
+
+
+def resolve_model(text: str, settings=None) -> catalog.ModelInfo:
+    path = Path(text).expanduser()
+    if path.exists():
+        return catalog.info_for(path)
+    settings = settings or _settings()
+    for info in catalog.discover(settings.model_search_dirs()):
+        if info.name == text:
+            return info
+    raise CliError(f"Model not found: {text}")
+
+
+def diffusion_job(args: argparse.Namespace, info: catalog.ModelInfo):
+    from aigc_desktop.core.jobs import DiffusionJob, ModelRef
+    from aigc_desktop.core.params import GenerationParams
+
+    default_size = 1024 if info.family == "sdxl" else 512
+    params = GenerationParams(
+        prompt=args.prompt, negative_prompt=args.negative, seed=args.seed, steps=args.steps, cfg_scale=args.cfg,
+        width=args.width or default_size, height=args.height or default_size, scheduler=args.scheduler,
+        batch_size=args.batch, batch_count=args.batch_count,
+    ).with_seed_resolved()
+    ref = ModelRef(info.path, kind=info.kind, family=getattr(args, "family", None) or info.family)
+    return DiffusionJob(model=ref, params=params, device=args.device, dtype=args.dtype)
+
+
+JOB_BUILDERS["diffusers"] = diffusion_job
+JOB_BUILDERS["checkpoint"] = diffusion_job
+
+
+def _bar(step: int, total: int, width: int = 24) -> str:
+    filled = int(width * step / max(total, 1))
+    return "[" + "#" * filled + "-" * (width - filled) + "]"
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from aigc_desktop.core import jobs, outputs
+
+    info = resolve_model(args.model)
+    builder = JOB_BUILDERS.get(info.kind)
+    if builder is None:
+        detail = f": {info.note}" if info.note else ""
+        raise CliError(f"{Path(info.path).name} is not a model this app can generate with (found {info.label}{detail})")
+    spec = builder(args, info)
+    spec.validate()
+    targets = outputs.cli_targets(args.out, getattr(spec, "image_count", None) or _image_count(spec))
+
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+
+    def emit(event: jobs.JobEvent) -> None:
+        if args.quiet:
+            return
+        if isinstance(event, jobs.Progress):
+            eta = f" ETA {event.eta:.1f}s" if event.eta is not None else ""
+            print(f"\r{_bar(event.step, event.total)} {event.step}/{event.total} {event.elapsed:.1f}s{eta}  ",
+                  end="", file=sys.stderr, flush=True)
+        elif isinstance(event, jobs.Status):
+            print(event.text, file=sys.stderr, flush=True)
+
+    from aigc_desktop.core.runner import EngineOptions, Runner
+
+    settings = _settings()
+    runner = Runner(EngineOptions(device=settings.get("device"), dtype=settings.get("dtype"),
+                                  threads=settings.get("threads"), offload=settings.get("offload")))
+    try:
+        end = runner.run(spec, emit, cancel.is_set)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if not args.quiet:
+            print(file=sys.stderr)
+    if isinstance(end, jobs.Cancelled):
+        print("Cancelled.", file=sys.stderr)
+        return EXIT_CANCELLED
+    if isinstance(end, jobs.Failed):
+        print(f"error: {end.message}", file=sys.stderr)
+        return EXIT_FAILED
+    from aigc_desktop.core.metadata import save_png
+
+    if len(targets) != len(end.images):
+        targets = outputs.cli_targets(args.out, len(end.images))
+    for image, record, target in zip(end.images, end.records, targets):
+        path = save_png(image, target, record)
+        print(path)
+    return EXIT_OK
+
+
+def _image_count(spec: Any) -> int:
+    params = getattr(spec, "params", None)
+    if params is not None and hasattr(params, "batch_size"):
+        return params.batch_size * params.batch_count
+    return 1
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    settings = _settings()
+    folders = settings.model_search_dirs() + [Path(f) for f in args.folder]
+    models = catalog.discover(folders)
+    if args.json:
+        print(json.dumps([m.to_dict() for m in models], indent=2))
+        return EXIT_OK
+    if not models:
+        print("No models found in: " + ", ".join(str(f) for f in folders))
+        return EXIT_OK
+    width = max(len(m.name) for m in models)
+    for m in models:
+        note = f"  ({m.note})" if m.note else ""
+        print(f"{m.name:<{width}}  {m.label:<24}  {m.path}{note}")
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "generate": cmd_generate,
+    "models": cmd_models,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command in (None, "app"):
+            from aigc_desktop.ui.app import main as app_main
+
+            return app_main([])
+        return COMMANDS[args.command](args)
+    except (CliError, UserError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("Cancelled.", file=sys.stderr)
+        return EXIT_CANCELLED

@@ -1,0 +1,104 @@
+"""Model discovery: scan the models folders, identify each entry, cache identifications by mtime."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from aigc_desktop.core.detect import MODEL_SUFFIXES, Identification, identify
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: str
+    name: str
+    kind: str
+    family: str | None
+    variant: str | None
+    size: int
+    note: str = ""
+
+    @property
+    def label(self) -> str:
+        bits = [b for b in (self.family, self.variant) if b]
+        return f"{self.kind} ({', '.join(bits)})" if bits else self.kind
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "path": self.path, "kind": self.kind, "family": self.family,
+                "variant": self.variant, "size": self.size, "note": self.note}
+
+
+_cache: dict[tuple[str, int, int], Identification] = {}
+_cache_lock = threading.Lock()
+
+
+def _stamp(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return (str(path), st.st_size, st.st_mtime_ns)
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def identify_cached(path: Path) -> Identification:
+    key = _stamp(path)
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit is None:
+        hit = identify(path)
+        with _cache_lock:
+            _cache[key] = hit
+    return hit
+
+
+def info_for(path: str | Path) -> ModelInfo:
+    path = Path(path).expanduser()
+    ident = identify_cached(path) if path.exists() else identify(path)
+    size = _size(path) if path.exists() else 0
+    name = path.name if path.is_dir() else path.stem
+    return ModelInfo(str(path), name, ident.kind, ident.family, ident.variant, size, ident.note)
+
+
+def _candidates(folder: Path, depth: int = 3) -> Iterable[Path]:
+    """Model folders (with model_index.json or our json) and model files, not descending into models."""
+    if not folder.is_dir():
+        return
+    try:
+        children = sorted(folder.iterdir(), key=lambda p: p.name.lower())
+    except OSError:
+        return
+    for child in children:
+        if child.name.startswith("."):
+            continue
+        if child.is_dir():
+            if any((child / marker).is_file() for marker in ("model_index.json", "stylegan.json", "vae_morph.json")):
+                yield child
+            elif depth > 0:
+                yield from _candidates(child, depth - 1)
+        elif child.suffix.lower() in MODEL_SUFFIXES:
+            yield child
+
+
+def discover(folders: Iterable[str | Path]) -> list[ModelInfo]:
+    """Every model under the given folders, identified; unreadable files are listed as kind 'unknown'."""
+    seen: set[str] = set()
+    found: list[ModelInfo] = []
+    for folder in folders:
+        for path in _candidates(Path(folder).expanduser()):
+            key = str(path.resolve())
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                found.append(info_for(path))
+            except OSError as exc:
+                found.append(ModelInfo(str(path), path.stem, "unknown", None, None, 0, str(exc)))
+    return found
+
+
+GENERATOR_KINDS = ("diffusers", "checkpoint", "stylegan", "vae_morph")

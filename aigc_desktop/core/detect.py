@@ -1,0 +1,230 @@
+"""Identify a model file or folder from its keys and tensor shapes, without torch and without unpickling.
+
+safetensors headers are read as JSON; `.ckpt`/`.pt` (zip) and `.pkl` pickles are scanned opcode by
+opcode for the strings they contain (pickletools never executes anything). Kinds:
+
+    diffusers   a diffusers pipeline folder (model_index.json)
+    checkpoint  a single-file Stable Diffusion checkpoint (CompVis / Stability layout)
+    vae         a standalone VAE
+    lora        a LoRA (kohya or diffusers key layout)
+    embedding   a textual-inversion embedding
+    stylegan    a StyleGAN generator (NVIDIA pickle, rosinality .pt, or our safetensors + json)
+    vae_morph   our VAE for latent morphs (safetensors + json)
+    unknown     none of the above (the note says what was found)
+"""
+
+from __future__ import annotations
+
+import json
+import pickletools
+import struct
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".pkl", ".bin")
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Identification:
+    kind: str
+    family: str | None = None  # sd1 | sd2 | sdxl (diffusion kinds)
+    variant: str | None = None  # "inpaint" for 9-channel UNets
+    note: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        parts = [self.kind]
+        if self.family:
+            parts.append(self.family)
+        if self.variant:
+            parts.append(self.variant)
+        return " / ".join(parts)
+
+
+class HeaderError(ValueError):
+    pass
+
+
+def read_safetensors_header(path: str | Path) -> dict[str, Any]:
+    """The JSON header of a safetensors file: {name: {dtype, shape, data_offsets}, "__metadata__": {...}}.
+
+    Raises HeaderError with a one-line reason on a truncated or corrupted file.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise HeaderError(f"{path.name} is not a safetensors file (too short)")
+        (n,) = struct.unpack("<Q", head)
+        if n > _MAX_HEADER or 8 + n > size:
+            raise HeaderError(f"{path.name} is truncated or not a safetensors file (header of {n} bytes)")
+        raw = fh.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise HeaderError(f"{path.name} has a corrupted safetensors header ({exc.__class__.__name__})") from None
+    if not isinstance(header, dict):
+        raise HeaderError(f"{path.name} has a corrupted safetensors header")
+    end = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            end = max(end, int(entry["data_offsets"][1]))
+        except (KeyError, TypeError, IndexError, ValueError):
+            raise HeaderError(f"{path.name} has a corrupted entry for tensor '{name}'") from None
+    if 8 + n + end > size:
+        raise HeaderError(f"{path.name} is truncated: {size} bytes, the header needs {8 + n + end}")
+    return header
+
+
+def tensor_shapes(header: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+
+
+def pickle_strings(path: str | Path, limit: int = 2_000_000) -> set[str]:
+    """Every short string a pickle (bare, or torch's zip container) mentions, collected without unpickling."""
+    path = Path(path)
+    strings: set[str] = set()
+
+    def scan(data: Iterable[Any]) -> None:
+        try:
+            for i, (op, arg, _pos) in enumerate(data):
+                if i > limit:
+                    break
+                if isinstance(arg, str) and len(arg) < 300:
+                    strings.add(arg)
+                if op.name == "GLOBAL" and isinstance(arg, str):
+                    strings.add(arg.replace(" ", "."))
+        except Exception:  # noqa: BLE001 - truncated pickle: keep what was read
+            pass
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if n.endswith("data.pkl")]
+            if names:
+                scan(pickletools.genops(zf.read(names[0])))
+    else:
+        with open(path, "rb") as fh:
+            scan(pickletools.genops(fh))
+    return strings
+
+
+# ----------------------------------------------------------------------------- diffusion from keys/shapes
+
+
+def _cross_attention_width(shapes: dict[str, tuple[int, ...]], prefix: str) -> int | None:
+    for key, shape in shapes.items():
+        if key.startswith(prefix) and key.endswith("attn2.to_k.weight") and len(shape) == 2:
+            return shape[1]
+    return None
+
+
+def identify_keys(keys: Iterable[str], shapes: dict[str, tuple[int, ...]] | None = None) -> Identification:
+    """Identify a state dict from its key names (and shapes where known)."""
+    keys = list(keys)
+    shapes = shapes or {}
+    keyset = set(keys)
+    has = lambda prefix: any(k.startswith(prefix) for k in keys)  # noqa: E731
+
+    if has("model.diffusion_model."):
+        return _identify_checkpoint(keyset, shapes)
+    if any(k.startswith(("lora_unet_", "lora_te", "lora_transformer_")) for k in keys) or any(
+            ".lora_down." in k or ".lora_A." in k or ".lora.down." in k or "lora_linear_layer" in k for k in keys):
+        fam = None
+        if any(k.startswith(("lora_te2_", "text_encoder_2.")) for k in keys):
+            fam = "sdxl"
+        return Identification("lora", family=fam)
+    if keyset & {"emb_params", "string_to_param", "clip_l", "clip_g"} or has("string_to_param."):
+        return Identification("embedding", family="sdxl" if "clip_g" in keyset else None)
+    if has("mapping.") and has("synthesis."):
+        return Identification("stylegan")
+    if (has("encoder.") and has("decoder.")) or has("first_stage_model.decoder."):
+        if any(k.startswith(("encoder.down.", "first_stage_model.", "encoder.down_blocks.")) for k in keys):
+            return Identification("vae")
+    if has("encoder.") and has("decoder.") and has("fc_mu"):
+        return Identification("vae_morph")
+    sample = ", ".join(sorted(keys)[:3])
+    return Identification("unknown", note=f"{len(keys)} tensors, none in a known layout (e.g. {sample})")
+
+
+def _identify_checkpoint(keys: set[str], shapes: dict[str, tuple[int, ...]]) -> Identification:
+    info: dict[str, Any] = {}
+    in_ch = shapes.get("model.diffusion_model.input_blocks.0.0.weight")
+    variant = None
+    if in_ch and len(in_ch) == 4:
+        info["in_channels"] = in_ch[1]
+        if in_ch[1] == 9:
+            variant = "inpaint"
+    width = _cross_attention_width(shapes, "model.diffusion_model.")
+    if width:
+        info["cross_attention_dim"] = width
+    if any(k.startswith("conditioner.embedders.1.") for k in keys) or "model.diffusion_model.label_emb.0.0.weight" in keys:
+        family = "sdxl"
+    elif any(k.startswith("cond_stage_model.model.") for k in keys) or width == 1024:
+        family = "sd2"
+    elif any(k.startswith("cond_stage_model.transformer.") for k in keys) or width == 768:
+        family = "sd1"
+    else:
+        family = None
+    note = "" if family else "UNet found, but its text encoder and cross-attention width match no known family"
+    return Identification("checkpoint", family=family, variant=variant, note=note, info=info)
+
+
+def identify_folder(path: Path) -> Identification:
+    index = path / "model_index.json"
+    if index.is_file():
+        try:
+            data = json.loads(index.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            return Identification("unknown", note=f"model_index.json is unreadable: {exc}")
+        cls = str(data.get("_class_name", ""))
+        family = None
+        if "XL" in cls:
+            family = "sdxl"
+        else:
+            try:
+                unet = json.loads((path / "unet" / "config.json").read_text(encoding="utf-8"))
+                width = unet.get("cross_attention_dim")
+                family = "sd2" if width == 1024 else "sd1"
+                variant = "inpaint" if unet.get("in_channels") == 9 else None
+                return Identification("diffusers", family=family, variant=variant, info={"pipeline": cls})
+            except (OSError, ValueError):
+                family = "sd1"
+        return Identification("diffusers", family=family, info={"pipeline": cls})
+    for name, kind in (("stylegan.json", "stylegan"), ("vae_morph.json", "vae_morph")):
+        if (path / name).is_file():
+            return Identification(kind)
+    return Identification("unknown", note="folder has no model_index.json")
+
+
+def identify(path: str | Path) -> Identification:
+    """Identify a model file or folder. Never raises for a bad file: kind 'unknown' with a note."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            return identify_folder(path)
+        if not path.exists():
+            return Identification("unknown", note=f"{path} does not exist")
+        suffix = path.suffix.lower()
+        if suffix == ".safetensors":
+            header = read_safetensors_header(path)
+            shapes = tensor_shapes(header)
+            return identify_keys(shapes.keys(), shapes)
+        if suffix in (".ckpt", ".pt", ".pth", ".pkl", ".bin"):
+            strings = pickle_strings(path)
+            if any("persistence" in s for s in strings) and ("G_ema" in strings or "synthesis" in strings):
+                return Identification("stylegan", info={"format": "nvidia-pickle"})
+            if "g_ema" in strings:
+                return Identification("stylegan", info={"format": "rosinality"})
+            return identify_keys(s for s in strings if "." in s or s.startswith(("emb_", "string_to")))
+        return Identification("unknown", note=f"unsupported file type {suffix}")
+    except HeaderError as exc:
+        return Identification("unknown", note=str(exc))
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        return Identification("unknown", note=f"{path.name} could not be read: {exc}")

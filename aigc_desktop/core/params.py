@@ -1,0 +1,160 @@
+"""Generation parameters, their validation, and the seed contract.
+
+Seed contract (diffusion): image i of a batch uses seed + i; its initial noise is drawn in float32 from
+`torch.Generator("cpu").manual_seed(seed + i)`, so the same parameters give the same image on every device.
+A seed of -1 means "random" and is resolved to a concrete seed when the job spec is built, so that
+every recorded image names the seed that made it.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from aigc_desktop.core.errors import InvalidParameter
+
+MAX_SEED = 2**32 - 1
+
+# Our scheduler names -> A1111 display names ("Sampler" / "Schedule type" in its metadata).
+SCHEDULERS: dict[str, str] = {
+    "euler": "Euler",
+    "euler_a": "Euler a",
+    "dpmpp_2m": "DPM++ 2M",
+    "dpmpp_2m_karras": "DPM++ 2M Karras",
+    "dpmpp_sde_karras": "DPM++ SDE Karras",
+    "ddim": "DDIM",
+    "unipc": "UniPC",
+    "lms": "LMS",
+    "heun": "Heun",
+    "lcm": "LCM",
+}
+DEFAULT_SCHEDULER = "euler_a"
+
+MODES = ("txt2img", "img2img", "inpaint", "outpaint")
+FAMILIES = ("sd1", "sd2", "sdxl")
+
+
+def scheduler_from_display(name: str) -> str | None:
+    """Our scheduler name for an A1111 sampler display name (case-insensitive), or None."""
+    key = name.strip().lower()
+    for ours, shown in SCHEDULERS.items():
+        if key in (ours, shown.lower()):
+            return ours
+    return None
+
+
+def random_seed() -> int:
+    return random.SystemRandom().randint(0, MAX_SEED)
+
+
+@dataclass(frozen=True)
+class LoraRef:
+    path: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Everything a diffusion generation needs besides the model. Immutable; build a new one to change."""
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    seed: int = -1
+    steps: int = 20
+    cfg_scale: float = 7.0
+    width: int = 512
+    height: int = 512
+    scheduler: str = DEFAULT_SCHEDULER
+    batch_size: int = 1
+    batch_count: int = 1
+    # Modes beyond txt2img. Images are file paths (CLI) or PNG bytes (app canvas).
+    mode: str = "txt2img"
+    init_image: str | bytes | None = None
+    strength: float = 0.75
+    mask: str | bytes | None = None
+    mask_blur: int = 4
+    inpaint_only_masked: bool = False
+    inpaint_padding: int = 32
+    outpaint: tuple[int, int, int, int] = (0, 0, 0, 0)  # left, top, right, bottom in pixels
+    variation_seed: int | None = None
+    variation_strength: float = 0.0
+    loras: tuple[LoraRef, ...] = ()
+    clip_skip: int = 1
+    extra: tuple[tuple[str, Any], ...] = field(default=())
+
+    def with_seed_resolved(self) -> "GenerationParams":
+        """A copy whose seed (and variation seed) are concrete."""
+        p = self
+        if p.seed is None or p.seed < 0:
+            p = replace(p, seed=random_seed())
+        if p.variation_seed is not None and p.variation_seed < 0:
+            p = replace(p, variation_seed=random_seed())
+        return p
+
+    def image_seeds(self) -> list[int]:
+        """Seeds of every image this job makes: batch_count batches of batch_size, seed + i each."""
+        n = self.batch_size * self.batch_count
+        return [(self.seed + i) % (MAX_SEED + 1) for i in range(n)]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bytes):
+                v = f"<{len(v)} bytes>"
+            elif f.name == "loras":
+                v = [{"path": l.path, "weight": l.weight} for l in v]
+            elif isinstance(v, tuple):
+                v = list(v)
+            out[f.name] = v
+        return out
+
+
+def validate(p: GenerationParams) -> None:
+    """Raise InvalidParameter with a one-line message for the first problem found."""
+    if not isinstance(p.prompt, str) or not isinstance(p.negative_prompt, str):
+        raise InvalidParameter("Prompt must be text")
+    for name in ("width", "height"):
+        v = getattr(p, name)
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise InvalidParameter(f"{name.capitalize()} must be a whole number, got {v!r}")
+        if v % 8:
+            raise InvalidParameter(f"{name.capitalize()} must be a multiple of 8, got {v}")
+        if not 64 <= v <= 8192:
+            raise InvalidParameter(f"{name.capitalize()} must be between 64 and 8192, got {v}")
+    if not isinstance(p.steps, int) or not 1 <= p.steps <= 1000:
+        raise InvalidParameter(f"Steps must be between 1 and 1000, got {p.steps!r}")
+    if not 0.0 <= float(p.cfg_scale) <= 100.0:
+        raise InvalidParameter(f"CFG scale must be between 0 and 100, got {p.cfg_scale!r}")
+    if p.scheduler not in SCHEDULERS:
+        raise InvalidParameter(f"Unknown scheduler '{p.scheduler}'; choose one of: {', '.join(SCHEDULERS)}")
+    if not isinstance(p.batch_size, int) or not 1 <= p.batch_size <= 64:
+        raise InvalidParameter(f"Batch size must be between 1 and 64, got {p.batch_size!r}")
+    if not isinstance(p.batch_count, int) or not 1 <= p.batch_count <= 1000:
+        raise InvalidParameter(f"Batch count must be between 1 and 1000, got {p.batch_count!r}")
+    if not isinstance(p.seed, int) or not -1 <= p.seed <= MAX_SEED:
+        raise InvalidParameter(f"Seed must be -1 (random) or between 0 and {MAX_SEED}, got {p.seed!r}")
+    if p.mode not in MODES:
+        raise InvalidParameter(f"Unknown mode '{p.mode}'; choose one of: {', '.join(MODES)}")
+    if not 0.0 <= float(p.strength) <= 1.0:
+        raise InvalidParameter(f"Strength must be between 0 and 1, got {p.strength!r}")
+    if p.mode in ("img2img", "inpaint", "outpaint") and p.init_image is None:
+        raise InvalidParameter(f"Mode {p.mode} needs an init image")
+    if p.mode == "inpaint" and p.mask is None:
+        raise InvalidParameter("Inpainting needs a mask")
+    if len(p.outpaint) != 4 or any((not isinstance(v, int)) or v < 0 for v in p.outpaint):
+        raise InvalidParameter(f"Outpaint margins must be four non-negative integers, got {p.outpaint!r}")
+    if p.mode == "outpaint" and not any(p.outpaint):
+        raise InvalidParameter("Outpainting needs at least one margin greater than 0")
+    if not 0 <= p.mask_blur <= 256:
+        raise InvalidParameter(f"Mask blur must be between 0 and 256, got {p.mask_blur!r}")
+    if p.variation_seed is not None and not -1 <= p.variation_seed <= MAX_SEED:
+        raise InvalidParameter(f"Variation seed must be between 0 and {MAX_SEED}, got {p.variation_seed!r}")
+    if not 0.0 <= float(p.variation_strength) <= 1.0:
+        raise InvalidParameter(f"Variation strength must be between 0 and 1, got {p.variation_strength!r}")
+    if not 1 <= p.clip_skip <= 12:
+        raise InvalidParameter(f"CLIP skip must be between 1 and 12, got {p.clip_skip!r}")
+    for lora in p.loras:
+        if not -10.0 <= float(lora.weight) <= 10.0:
+            raise InvalidParameter(f"LoRA weight must be between -10 and 10, got {lora.weight!r}")

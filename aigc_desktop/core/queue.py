@@ -1,0 +1,159 @@
+"""The job queue: an explicit state machine, thread-safe, with no Qt.
+
+    queued -> running -> finished | cancelled | failed
+    queued -> cancelled (removed before it ran)
+
+The GUI thread submits, removes and cancels; one worker thread per device takes jobs with `take()` and
+reports the events of the job it runs with `report()`. Listeners get every event in the thread that
+produced it (the Qt side forwards them to the GUI thread through a signal).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Callable
+
+from aigc_desktop.core.jobs import (Cancelled, Failed, Finished, JobEvent, JobSpec, Queued, Started)
+
+
+class JobState(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+    @property
+    def done(self) -> bool:
+        return self in (JobState.FINISHED, JobState.CANCELLED, JobState.FAILED)
+
+
+@dataclass
+class QueueEntry:
+    spec: JobSpec
+    state: JobState = JobState.QUEUED
+    message: str = ""
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+
+
+Listener = Callable[[JobEvent], None]
+
+
+class JobQueue:
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._entries: OrderedDict[str, QueueEntry] = OrderedDict()
+        self._pending: deque[str] = deque()
+        self._listeners: list[Listener] = []
+        self._closed = False
+
+    # -- observers
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _notify(self, event: JobEvent) -> None:
+        for listener in list(self._listeners):
+            listener(event)
+
+    # -- GUI side
+    def submit(self, spec: JobSpec) -> str:
+        """Validate and enqueue a spec; raises InvalidParameter (nothing enqueued) on a bad spec."""
+        spec.validate()
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("The job queue is closed")
+            if spec.id in self._entries:
+                raise ValueError(f"Job {spec.id} is already in the queue")
+            self._entries[spec.id] = QueueEntry(spec)
+            self._pending.append(spec.id)
+            self._cond.notify_all()
+        self._notify(Queued(job_id=spec.id, title=spec.title))
+        return spec.id
+
+    def cancel(self, job_id: str) -> bool:
+        """Remove a queued job, or ask the running one to stop. False if it is already done/unknown."""
+        with self._cond:
+            entry = self._entries.get(job_id)
+            if entry is None or entry.state.done:
+                return False
+            if entry.state is JobState.RUNNING:
+                entry.cancel_event.set()
+                return True
+            self._pending.remove(job_id)
+            entry.state = JobState.CANCELLED
+        self._notify(Cancelled(job_id=job_id))
+        return True
+
+    remove = cancel  # removing a queued job is cancelling it before it starts
+
+    def cancel_all(self) -> None:
+        for job_id in [e.spec.id for e in self.entries() if not e.state.done]:
+            self.cancel(job_id)
+
+    def clear_done(self) -> None:
+        with self._cond:
+            for job_id in [k for k, e in self._entries.items() if e.state.done]:
+                del self._entries[job_id]
+
+    # -- queries
+    def entries(self) -> list[QueueEntry]:
+        with self._cond:
+            return list(self._entries.values())
+
+    def state(self, job_id: str) -> JobState | None:
+        with self._cond:
+            entry = self._entries.get(job_id)
+            return entry.state if entry else None
+
+    def pending_count(self) -> int:
+        with self._cond:
+            return len(self._pending)
+
+    def running(self) -> QueueEntry | None:
+        with self._cond:
+            return next((e for e in self._entries.values() if e.state is JobState.RUNNING), None)
+
+    # -- worker side
+    def take(self, timeout: float | None = None) -> QueueEntry | None:
+        """Block until a job is pending (or the queue closes / times out) and mark it running."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._pending or self._closed, timeout=timeout):
+                return None
+            if self._closed and not self._pending:
+                return None
+            entry = self._entries[self._pending.popleft()]
+            entry.state = JobState.RUNNING
+            return entry
+
+    def report(self, event: JobEvent) -> None:
+        """Record an event of a running job (state changes) and pass it to the listeners."""
+        with self._cond:
+            entry = self._entries.get(event.job_id)
+            if entry is not None:
+                if isinstance(event, Finished):
+                    entry.state = JobState.FINISHED
+                elif isinstance(event, Cancelled):
+                    entry.state = JobState.CANCELLED
+                elif isinstance(event, Failed):
+                    entry.state = JobState.FAILED
+                    entry.message = event.message
+                elif isinstance(event, Started):
+                    entry.state = JobState.RUNNING
+        self._notify(event)
+
+    def close(self) -> None:
+        """Stop handing out jobs; wakes a worker blocked in take()."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed

@@ -1,0 +1,1 @@
+"""Engines: torch / diffusers model code. No Qt. Each engine turns a job spec into events."""

@@ -1,0 +1,99 @@
+"""Load Stable Diffusion models offline into diffusers pipelines.
+
+Diffusers-format folders load with `from_pretrained` (no network attempt for a local folder).
+Single-file checkpoints load through `single_file.py` (family detected from keys and shapes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aigc_desktop.core import hashing
+from aigc_desktop.core.detect import identify
+from aigc_desktop.core.errors import ModelLoadError
+from aigc_desktop.core.jobs import ModelRef
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to run: its text-to-image pipeline plus what the engine needs to know about it."""
+
+    ref: ModelRef
+    pipe: Any  # StableDiffusionPipeline | StableDiffusionXLPipeline
+    family: str  # sd1 | sd2 | sdxl
+    variant: str | None  # "inpaint" for 9-channel UNets
+    device: torch.device
+    dtype: torch.dtype
+    scheduler_config: dict[str, Any] = field(default_factory=dict)
+    _sha256: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.ref.name
+
+    def sha256(self) -> str:
+        if self._sha256 is None:
+            self._sha256 = hashing.sha256_file(self.ref.path)
+        return self._sha256
+
+    def modules_for_size(self):
+        return [m for m in self.pipe.components.values() if isinstance(m, torch.nn.Module)]
+
+
+def pipeline_class(family: str):
+    import diffusers
+
+    return diffusers.StableDiffusionXLPipeline if family == "sdxl" else diffusers.StableDiffusionPipeline
+
+
+def load_model(ref: ModelRef, device: torch.device, dtype: torch.dtype) -> LoadedModel:
+    path = Path(ref.path).expanduser()
+    if not path.exists():
+        raise ModelLoadError(f"Model not found: {path}")
+    if path.is_dir():
+        model = _load_folder(ref, path, dtype)
+    else:
+        from aigc_desktop.engines.diffusion import single_file
+
+        model = single_file.load_checkpoint(ref, path, dtype)
+    if ref.vae:
+        from aigc_desktop.engines.diffusion import single_file
+
+        model.pipe.vae = single_file.load_vae(Path(ref.vae), model.family, dtype)
+    model.pipe.to(device)
+    model.device = device
+    model.pipe.set_progress_bar_config(disable=True)
+    return model
+
+
+def _load_folder(ref: ModelRef, path: Path, dtype: torch.dtype) -> LoadedModel:
+    ident = identify(path)
+    if ident.kind != "diffusers":
+        raise ModelLoadError(f"{path.name} is not a diffusers model folder: {ident.note or ident.kind}")
+    family = ref.family or ident.family or "sd1"
+    cls = pipeline_class(family)
+    kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True}
+    if family != "sdxl":
+        kwargs.update(safety_checker=None, requires_safety_checker=False, feature_extractor=None)
+    try:
+        pipe = cls.from_pretrained(str(path), **kwargs)
+    except (OSError, ValueError, KeyError, json.JSONDecodeError, RuntimeError) as exc:
+        raise ModelLoadError(f"Could not load model folder {path.name}: {_first_line(exc)}") from exc
+    sched_cfg = dict(pipe.scheduler.config)
+    if ref.prediction_type:
+        sched_cfg["prediction_type"] = ref.prediction_type
+    return LoadedModel(ref=ref, pipe=pipe, family=family, variant=ident.variant,
+                       device=torch.device("cpu"), dtype=dtype, scheduler_config=sched_cfg)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,1 @@
+"""Test support shipped with the package: tiny models built from configs, used by tests and benchmarks."""

@@ -1,0 +1,30 @@
+"""Application entry point: the window is shown first; torch loads afterwards in the worker thread."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Sequence
+
+import aigc_desktop  # noqa: F401 - offline flags first
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from aigc_desktop.core.settings import Settings
+    from aigc_desktop.ui.main_window import MainWindow
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
+    app.setApplicationName("AIGC Desktop")
+    app.setOrganizationName("aigc-desktop")
+    window = MainWindow(Settings.load())
+    window.show()
+    QTimer.singleShot(0, window.start_worker)
+    return app.exec()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

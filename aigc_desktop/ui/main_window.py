@@ -1,0 +1,288 @@
+"""The main window: canvas in the centre, prompt panel, model gallery and job queue docks, status bar."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Slot
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
+                               QStatusBar)
+
+from aigc_desktop import __version__
+from aigc_desktop.core import jobs
+from aigc_desktop.core.errors import UserError
+from aigc_desktop.core.runner import EngineOptions, Runner
+from aigc_desktop.core.settings import Settings
+from aigc_desktop.ui.canvas.view import CanvasView
+from aigc_desktop.ui.panels.gallery import ModelGallery
+from aigc_desktop.ui.panels.prompt import PromptPanel
+from aigc_desktop.ui.panels.queue_dock import QueuePanel
+from aigc_desktop.ui.panels.settings_dialog import SettingsDialog
+from aigc_desktop.ui.viewmodels.document import CanvasImage, DocumentViewModel
+from aigc_desktop.ui.viewmodels.models import ModelsViewModel
+from aigc_desktop.ui.viewmodels.queue import QueueViewModel
+from aigc_desktop.ui.worker import Worker
+
+log = logging.getLogger(__name__)
+
+DIFFUSION_KINDS = ("diffusers", "checkpoint")
+
+
+def _fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "–"
+    s = max(0.0, s)
+    return f"{int(s // 60)}:{int(s % 60):02d}" if s >= 60 else f"{s:.1f}s"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: Settings | None = None, runner: Runner | None = None,
+                 scan_models: bool = True) -> None:
+        super().__init__()
+        self.setWindowTitle(f"AIGC Desktop {__version__}")
+        self.resize(1400, 860)
+        self.settings = settings or Settings.load()
+        self._runner = runner
+        self.worker: Worker | None = None
+
+        # View-models (GUI thread)
+        self.queue = QueueViewModel(parent=self)
+        self.models = ModelsViewModel(self.settings.model_search_dirs(), parent=self)
+        self.document = DocumentViewModel(parent=self)
+
+        # Centre: canvas
+        self.canvas = CanvasView(self.document)
+        self.setCentralWidget(self.canvas)
+
+        # Docks
+        self.prompt_panel = PromptPanel()
+        self.gallery = ModelGallery(self.models)
+        self.queue_panel = QueuePanel(self.queue)
+        self.prompt_dock = self._dock("Prompt", self.prompt_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.gallery_dock = self._dock("Models", self.gallery, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.queue_dock = self._dock("Queue", self.queue_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+
+        # Status bar: message, progress, ETA, cancel
+        self.status = QStatusBar()
+        self.setStatusBar(self.status)
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(260)
+        self.progress.setTextVisible(True)
+        self.eta_label = QLabel("")
+        self.eta_label.setMinimumWidth(150)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel_running)
+        self.status.addPermanentWidget(self.eta_label)
+        self.status.addPermanentWidget(self.progress)
+        self.status.addPermanentWidget(self.cancel_button)
+
+        self._build_menus()
+
+        # Wiring
+        self.prompt_panel.generate_requested.connect(self.generate)
+        self.gallery.add_folder_requested.connect(self.add_model_folder)
+        self.models.selection_changed.connect(self._on_model_selected)
+        self.queue.job_started.connect(self._on_started)
+        self.queue.progress_changed.connect(self._on_progress)
+        self.queue.status_changed.connect(self._on_status)
+        self.queue.preview_changed.connect(self._on_preview)
+        self.queue.job_finished.connect(self._on_finished)
+        self.queue.job_failed.connect(self._on_failed)
+        self.queue.job_cancelled.connect(self._on_cancelled)
+        self._sizes: dict[str, tuple[int, int]] = {}
+
+        for warning in self.settings.warnings:
+            self.status.showMessage(warning, 10000)
+        if self.settings.get("last_model"):
+            self.models.prefer(self.settings.get("last_model"))
+        if scan_models:
+            self.models.refresh()
+
+    def _dock(self, title: str, widget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"{title}Dock")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        open_model = QAction("Open model…", self)
+        open_model.triggered.connect(self.gallery._open_file)
+        file_menu.addAction(open_model)
+        outputs = QAction("Open outputs folder", self)
+        outputs.triggered.connect(lambda: QDesktopServices.openUrl(
+            QUrl.fromLocalFile(str(self.settings.outputs_dir()))))
+        file_menu.addAction(outputs)
+        file_menu.addSeparator()
+        quit_action = QAction("Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+        edit_menu = self.menuBar().addMenu("&Edit")
+        settings_action = QAction("Settings…", self)
+        settings_action.triggered.connect(self.open_settings)
+        edit_menu.addAction(settings_action)
+        gen_menu = self.menuBar().addMenu("&Generate")
+        generate = QAction("Generate", self)
+        generate.setShortcut(QKeySequence("Ctrl+Return"))
+        generate.triggered.connect(self.generate)
+        gen_menu.addAction(generate)
+        cancel = QAction("Cancel", self)
+        cancel.setShortcut(QKeySequence("Escape"))
+        cancel.triggered.connect(self.cancel_running)
+        gen_menu.addAction(cancel)
+        view_menu = self.menuBar().addMenu("&View")
+        for dock in (self.prompt_dock, self.gallery_dock, self.queue_dock):
+            view_menu.addAction(dock.toggleViewAction())
+
+    # -- worker
+    def engine_options(self) -> EngineOptions:
+        s = self.settings
+        return EngineOptions(device=s.get("device"), dtype=s.get("dtype"), threads=s.get("threads"),
+                             memory_budget_gb=s.get("memory_budget_gb"), offload=s.get("offload"),
+                             outputs_dir=str(s.outputs_dir()) if s.get("save_outputs") else "")
+
+    @Slot()
+    def start_worker(self) -> None:
+        """Start the worker thread (torch is imported there, after the window is shown)."""
+        if self.worker is None:
+            self.worker = Worker(self.queue.queue, self.engine_options(), runner=self._runner)
+            self.worker.start()
+
+    def stop_worker(self) -> None:
+        if self.worker is not None:
+            self.queue.queue.cancel_all()
+            self.worker.stop()
+            self.worker = None
+
+    # -- actions
+    def build_job(self) -> jobs.JobSpec:
+        info = self.models.selected
+        if info is None:
+            raise UserError("Pick a model in the Models panel first")
+        if info.kind not in DIFFUSION_KINDS:
+            detail = f": {info.note}" if info.note else ""
+            raise UserError(f"{info.name} is a {info.label}, not a model that generates images{detail}")
+        params = self.prompt_panel.params().with_seed_resolved()
+        ref = jobs.ModelRef(info.path, kind=info.kind, family=self.models.family_override or info.family)
+        return jobs.DiffusionJob(model=ref, params=params)
+
+    @Slot()
+    def generate(self) -> str | None:
+        try:
+            spec = self.build_job()
+            job_id = self.queue.submit(spec)
+        except (UserError, ValueError) as exc:
+            self.prompt_panel.show_message(str(exc), error=True)
+            self.status.showMessage(str(exc), 8000)
+            return None
+        self.prompt_panel.show_message("")
+        params = getattr(spec, "params", None)
+        if params is not None:
+            self.prompt_panel.last_seed = params.seed
+            self._sizes[job_id] = (params.width, params.height)
+        self.start_worker()
+        return job_id
+
+    @Slot()
+    def cancel_running(self) -> None:
+        if self.queue.cancel_running():
+            self.status.showMessage("Cancelling…", 3000)
+
+    @Slot(str)
+    def add_model_folder(self, folder: str) -> None:
+        folders = self.settings.get("model_folders")
+        if folder not in folders:
+            self.settings.set("model_folders", folders + [folder])
+            self._save_settings()
+        self.models.set_folders(self.settings.model_search_dirs())
+
+    @Slot()
+    def open_settings(self) -> None:
+        dialog = SettingsDialog(self.settings, self)
+        if dialog.exec():
+            self._save_settings()
+            self.models.set_folders(self.settings.model_search_dirs())
+            if self.worker is not None and self.queue.queue.running() is None:
+                # New device / thread settings take effect with a fresh worker.
+                self.stop_worker()
+                self.start_worker()
+
+    def _save_settings(self) -> None:
+        try:
+            self.settings.save()
+        except OSError as exc:
+            self.status.showMessage(f"Could not save settings: {exc}", 8000)
+
+    # -- job events
+    @Slot(object)
+    def _on_model_selected(self, info) -> None:
+        if info is not None and info.kind in DIFFUSION_KINDS:
+            self.prompt_panel.set_default_size(1024 if info.family == "sdxl" else 512)
+
+    @Slot(str)
+    def _on_started(self, job_id: str) -> None:
+        self.cancel_button.setEnabled(True)
+        self.progress.setValue(0)
+        self.status.showMessage("Generating…")
+
+    @Slot(str, int, int, float, object)
+    def _on_progress(self, job_id: str, step: int, total: int, elapsed: float, eta) -> None:
+        if step == 1:
+            self.status.showMessage("Generating…")
+        self.progress.setMaximum(total)
+        self.progress.setValue(step)
+        self.eta_label.setText(f"{step}/{total} · {_fmt_seconds(elapsed)} · ETA {_fmt_seconds(eta)}")
+
+    @Slot(str, str)
+    def _on_status(self, job_id: str, text: str) -> None:
+        self.status.showMessage(text)
+
+    @Slot(str, object)
+    def _on_preview(self, job_id: str, image) -> None:
+        w, h = self._sizes.get(job_id, (image.width * 8, image.height * 8))
+        self.document.show_preview(image, w, h)
+
+    def _job_done(self) -> None:
+        self.cancel_button.setEnabled(self.queue.running_id() is not None)
+        self.eta_label.setText("")
+        self.document.clear_preview()
+
+    @Slot(str, object)
+    def _on_finished(self, job_id: str, event: jobs.Finished) -> None:
+        self._job_done()
+        self.progress.setValue(self.progress.maximum())
+        paths = list(event.paths) + [None] * (len(event.images) - len(event.paths))
+        self.document.add_images([CanvasImage(img, rec, path)
+                                  for img, rec, path in zip(event.images, event.records, paths)])
+        where = f" · saved to {Path(event.paths[0]).parent}" if event.paths else ""
+        self.status.showMessage(f"Done in {_fmt_seconds(event.elapsed)}{where}", 10000)
+
+    @Slot(str, str, str)
+    def _on_failed(self, job_id: str, message: str, details: str) -> None:
+        self._job_done()
+        self.progress.setValue(0)
+        self.status.showMessage(f"Failed: {message}", 15000)
+        self.prompt_panel.show_message(message, error=True)
+
+    @Slot(str)
+    def _on_cancelled(self, job_id: str) -> None:
+        self._job_done()
+        self.progress.setValue(0)
+        self.status.showMessage("Cancelled", 5000)
+
+    # -- lifecycle
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if self.models.selected is not None:
+            self.settings.set("last_model", self.models.selected.path)
+            self._save_settings()
+        self.stop_worker()
+        self.models.join()
+        super().closeEvent(event)
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(1400, 860)
