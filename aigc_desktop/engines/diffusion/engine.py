@@ -16,6 +16,7 @@ from aigc_desktop.core.jobs import (DiffusionJob, Emit, IsCancelled, JobResult, 
 from aigc_desktop.core.runner import EngineOptions
 from aigc_desktop.engines import device as devices
 from aigc_desktop.engines.cache import ModelCache, default_budget_bytes
+from aigc_desktop.engines.diffusion import conditioning
 from aigc_desktop.engines.diffusion.loader import LoadedModel, load_model
 from aigc_desktop.engines.diffusion.preview import latents_to_rgb
 from aigc_desktop.engines.diffusion.schedulers import make_scheduler
@@ -67,12 +68,14 @@ class DiffusionEngine:
         images: list[Any] = []
         records: list[dict[str, Any]] = []
         seeds = p.image_seeds()
-        for b in range(p.batch_count):
-            batch_seeds = seeds[b * p.batch_size:(b + 1) * p.batch_size]
-            out = self._txt2img(spec, model, batch_seeds, emit, cancelled, reporter, first_index=b * p.batch_size)
-            for i, (image, seed) in enumerate(zip(out, batch_seeds)):
-                images.append(image)
-                records.append(self.record(spec, model, seed, index=b * p.batch_size + i))
+        with conditioning.prepared(model, p) as cond:
+            for b in range(p.batch_count):
+                batch_seeds = seeds[b * p.batch_size:(b + 1) * p.batch_size]
+                out = self._txt2img(spec, model, cond, batch_seeds, emit, cancelled, reporter,
+                                    first_index=b * p.batch_size)
+                for i, (image, seed) in enumerate(zip(out, batch_seeds)):
+                    images.append(image)
+                    records.append({**self.record(spec, model, seed, index=b * p.batch_size + i), **cond.record()})
         return JobResult(images=tuple(images), records=tuple(records))
 
     def _step_callback(self, spec: DiffusionJob, model: LoadedModel, emit: Emit, cancelled: IsCancelled,
@@ -107,7 +110,8 @@ class DiffusionEngine:
         scheduler.step = capturing_step
         return scheduler
 
-    def _txt2img(self, spec: DiffusionJob, model: LoadedModel, seeds: list[int], emit: Emit,
+    def _txt2img(self, spec: DiffusionJob, model: LoadedModel, cond: conditioning.Conditioning,
+                 seeds: list[int], emit: Emit,
                  cancelled: IsCancelled, reporter: StepReporter, first_index: int) -> list[Any]:
         p = spec.params
         pipe = model.pipe
@@ -121,8 +125,7 @@ class DiffusionEngine:
         noise, generators = initial_noise(seeds, shape)
         n = len(seeds)
         result = run_pipe(
-            prompt=[p.prompt] * n,
-            negative_prompt=[p.negative_prompt] * n,
+            **cond.pipeline_kwargs(n),
             num_inference_steps=p.steps,
             guidance_scale=p.cfg_scale,
             width=p.width,
