@@ -23,7 +23,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     window = MainWindow(Settings.load())
     window.show()
     QTimer.singleShot(0, window.start_worker)
-    return app.exec()
+    code = app.exec()
+    window.stop_worker()  # never leave the worker running past the event loop
+    return code
 
 
 if __name__ == "__main__":

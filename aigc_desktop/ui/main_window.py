@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QP
 from aigc_desktop import __version__
 from aigc_desktop.core import jobs
 from aigc_desktop.core.errors import UserError
-from aigc_desktop.core.runner import EngineOptions, Runner
+from aigc_desktop.core.runner import EngineOptions
 from aigc_desktop.core.settings import Settings
 from aigc_desktop.ui.canvas.view import CanvasView
 from aigc_desktop.ui.panels.gallery import ModelGallery
@@ -38,14 +38,15 @@ def _fmt_seconds(s: float | None) -> str:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, settings: Settings | None = None, runner: Runner | None = None,
+    def __init__(self, settings: Settings | None = None, engines: dict | None = None,
                  scan_models: bool = True) -> None:
         super().__init__()
         self.setWindowTitle(f"AIGC Desktop {__version__}")
         self.resize(1400, 860)
         self.settings = settings or Settings.load()
-        self._runner = runner
+        self._engines = engines
         self.worker: Worker | None = None
+        self._closing = False
 
         # View-models (GUI thread)
         self.queue = QueueViewModel(parent=self)
@@ -149,8 +150,8 @@ class MainWindow(QMainWindow):
     @Slot()
     def start_worker(self) -> None:
         """Start the worker thread (torch is imported there, after the window is shown)."""
-        if self.worker is None:
-            self.worker = Worker(self.queue.queue, self.engine_options(), runner=self._runner)
+        if self.worker is None and not self._closing:
+            self.worker = Worker(self.queue.queue, self.engine_options(), engines=self._engines)
             self.worker.start()
 
     def stop_worker(self) -> None:
@@ -277,6 +278,7 @@ class MainWindow(QMainWindow):
 
     # -- lifecycle
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self._closing = True
         if self.models.selected is not None:
             self.settings.set("last_model", self.models.selected.path)
             self._save_settings()

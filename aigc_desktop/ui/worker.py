@@ -20,19 +20,20 @@ log = logging.getLogger(__name__)
 class Worker(QThread):
     """Runs jobs from `queue` one at a time until stopped. One worker per device."""
 
-    def __init__(self, queue: JobQueue, options: EngineOptions | None = None, runner: Runner | None = None,
+    def __init__(self, queue: JobQueue, options: EngineOptions | None = None, engines: dict | None = None,
                  preload: bool = True, parent=None) -> None:
+        """`engines` overrides engines by job kind (tests and demos use the fake engine)."""
         super().__init__(parent)
         self.setObjectName("aigc-worker")
         self.queue = queue
-        self._runner = runner
+        self._engines = engines
         self._options = options or EngineOptions()
         self._stop = threading.Event()
         self._preload = preload
 
     def run(self) -> None:  # in the worker thread
-        runner = self._runner or Runner(self._options)
-        if self._preload and self._runner is None:
+        runner = Runner(self._options, self._engines)
+        if self._preload and not self._engines:
             _warm_imports()
         try:
             serve(self.queue, runner, self._stop)

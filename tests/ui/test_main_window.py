@@ -1,0 +1,188 @@
+"""The window end to end, offscreen: Generate -> progress and previews -> image on the canvas."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+from aigc_desktop.core import jobs
+from aigc_desktop.core.errors import UserError
+from aigc_desktop.core.queue import JobState
+from aigc_desktop.core.settings import Settings
+from aigc_desktop.engines.base import FakeEngine
+
+
+@pytest.fixture
+def models_dir(tmp_path, tiny_sd_path):
+    folder = tmp_path / "models"
+    shutil.copytree(tiny_sd_path, folder / "tiny-sd")
+    return folder
+
+
+def make_window(qtbot, models_dir, engines=None, **settings):
+    from aigc_desktop.ui.main_window import MainWindow
+
+    s = Settings({"models_dir": str(models_dir), **settings})
+    window = MainWindow(s, engines=engines)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.models.selected is not None, timeout=10000)
+    return window
+
+
+@pytest.fixture
+def fake_window(qtbot, models_dir):
+    window = make_window(qtbot, models_dir, engines={"diffusion": FakeEngine()})
+    yield window
+    window.close()
+
+
+def set_prompt(window, text="a red apple", size=64, steps=6):
+    panel = window.prompt_panel
+    panel.prompt.setPlainText(text)
+    panel.width_box.setValue(size)
+    panel.height_box.setValue(size)
+    panel.steps.setValue(steps)
+
+
+def test_gallery_lists_discovered_model(fake_window):
+    assert [m.name for m in fake_window.models.models] == ["tiny-sd"]
+    assert fake_window.models.selected.kind == "diffusers"
+    assert fake_window.gallery.list.count() == 1
+
+
+def test_generate_shows_progress_previews_and_image(qtbot, fake_window):
+    w = fake_window
+    set_prompt(w)
+    previews = []
+    w.queue.preview_changed.connect(lambda _id, img: previews.append(img))
+    with qtbot.waitSignal(w.queue.job_finished, timeout=10000):
+        job_id = w.generate()
+    assert job_id is not None
+    assert w.queue.rows[job_id].state is JobState.FINISHED
+    assert len(previews) == 6
+    assert len(w.canvas.image_items) == 1 and len(w.document.images) == 1
+    assert w.document.images[0].record["prompt"] == "a red apple"
+    assert w.progress.value() == w.progress.maximum()
+    assert w.document.images[0].path and w.document.images[0].path.endswith(".png")  # saved by the worker
+    assert not w.cancel_button.isEnabled()
+
+
+def test_cancel_from_status_bar(qtbot, fake_window):
+    w = fake_window
+    set_prompt(w, steps=400)
+    started = []
+    w.queue.progress_changed.connect(lambda *a: started.append(a))
+    job_id = w.generate()
+    qtbot.waitUntil(lambda: len(started) > 0, timeout=10000)
+    assert w.cancel_button.isEnabled()
+    with qtbot.waitSignal(w.queue.job_cancelled, timeout=10000):
+        w.cancel_button.click()
+    assert w.queue.rows[job_id].state is JobState.CANCELLED
+    assert w.canvas.image_items == [] and w.canvas.preview_item is None
+
+
+class FailOnce(FakeEngine):
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def run(self, spec, emit, cancelled):
+        self.calls += 1
+        if self.calls == 1:
+            raise UserError("Model file is truncated")
+        return super().run(spec, emit, cancelled)
+
+
+def test_failed_job_message_then_next_job_works(qtbot, models_dir):
+    w = make_window(qtbot, models_dir, engines={"diffusion": FailOnce()})
+    try:
+        set_prompt(w, steps=2)
+        with qtbot.waitSignal(w.queue.job_failed, timeout=10000):
+            w.generate()
+        assert "truncated" in w.prompt_panel.message.text()
+        assert "truncated" in w.statusBar().currentMessage()
+        with qtbot.waitSignal(w.queue.job_finished, timeout=10000):
+            w.generate()
+        assert len(w.canvas.image_items) == 1
+    finally:
+        w.close()
+
+
+def test_bad_parameters_are_reported_not_queued(qtbot, fake_window):
+    w = fake_window
+    w.models.select(None)
+    assert w.generate() is None
+    assert "Pick a model" in w.prompt_panel.message.text()
+    assert w.queue.rows == {}
+
+
+def test_queue_panel_remove_queued_job(qtbot, fake_window):
+    w = fake_window
+    set_prompt(w, steps=300)
+    first = w.generate()
+    second = w.generate()
+    w.queue_panel.rebuild()
+    items = [w.queue_panel.list.item(i) for i in range(w.queue_panel.list.count())]
+    target = next(i for i in items if i.data(0x0100) == second)
+    w.queue_panel.list.setCurrentItem(target)
+    w.queue_panel.remove.click()
+    assert w.queue.rows[second].state is JobState.CANCELLED
+    with qtbot.waitSignal(w.queue.job_cancelled, timeout=10000):
+        w.cancel_running()
+    assert w.queue.rows[first].state is JobState.CANCELLED
+
+
+def test_real_tiny_model_generation_lands_on_canvas(qtbot, models_dir):
+    """The vertical slice with the real diffusion engine in the worker thread."""
+    w = make_window(qtbot, models_dir)
+    try:
+        set_prompt(w, steps=3)
+        w.prompt_panel.seed.setValue(7)
+        main_thread = threading.get_ident()
+        preview_threads = []
+        # QueueViewModel re-emits worker events from its GUI-thread slot, so even a lambda runs here.
+        w.queue.preview_changed.connect(lambda *_: preview_threads.append(threading.get_ident()))
+        with qtbot.waitSignal(w.queue.job_finished, timeout=120000) as blocker:
+            w.generate()
+        event = blocker.args[1]
+        assert isinstance(event, jobs.Finished) and event.images[0].size == (64, 64)
+        assert event.records[0]["seed"] == 7
+        assert len(w.canvas.image_items) == 1
+        assert w.prompt_panel.last_seed == 7
+        assert len(preview_threads) == 3 and set(preview_threads) == {main_thread}
+    finally:
+        w.close()
+
+
+def test_window_is_shown_before_torch_is_imported(tmp_path, tiny_sd_path):
+    code = textwrap.dedent(f"""
+        import os, sys
+        os.environ['QT_QPA_PLATFORM'] = 'offscreen'
+        os.environ['AIGC_DESKTOP_CONFIG_DIR'] = {str(tmp_path / 'c')!r}
+        os.environ['AIGC_DESKTOP_DATA_DIR'] = {str(tmp_path / 'd')!r}
+        from PySide6.QtCore import QTimer
+        from PySide6.QtWidgets import QApplication
+        import aigc_desktop.ui.app as appmod
+        seen = {{}}
+        def check():
+            app = QApplication.instance()
+            wins = [w for w in app.topLevelWidgets() if w.isVisible() and w.objectName() != '']
+            seen['visible'] = any(type(w).__name__ == 'MainWindow' and w.isVisible() for w in app.topLevelWidgets())
+            seen['torch'] = 'torch' in sys.modules
+            for w in app.topLevelWidgets():
+                if type(w).__name__ == 'MainWindow':
+                    w.close()
+            app.quit()
+        QTimer.singleShot(0, check)  # the first event after show(), before the worker's import finishes
+        rc = appmod.main([])
+        print(seen)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "'visible': True" in out.stdout and "'torch': False" in out.stdout, out.stdout + out.stderr
