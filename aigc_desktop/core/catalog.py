@@ -98,7 +98,10 @@ def discover(folders: Iterable[str | Path]) -> list[ModelInfo]:
                 found.append(info_for(path))
             except OSError as exc:
                 found.append(ModelInfo(str(path), path.stem, "unknown", None, None, 0, str(exc)))
-    return found
+    # Generators first, then add-ons (LoRA, VAE, embeddings), unreadable files last; by name within each.
+    rank = {kind: i for i, kind in enumerate(GENERATOR_KINDS + ADDON_KINDS)}
+    return sorted(found, key=lambda m: (rank.get(m.kind, len(rank)), m.name.lower()))
 
 
 GENERATOR_KINDS = ("diffusers", "checkpoint", "stylegan", "vae_morph")
+ADDON_KINDS = ("lora", "vae", "embedding")

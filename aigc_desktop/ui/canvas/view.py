@@ -35,7 +35,7 @@ class CanvasView(QGraphicsView):
     @Slot(object)
     def on_images_added(self, items: list[CanvasImage]) -> None:
         self.on_preview_cleared()
-        last = None
+        added = QRectF()
         for item in items:
             pix = pil_to_pixmap(item.image)
             gi = self.scene().addPixmap(pix)
@@ -44,9 +44,9 @@ class CanvasView(QGraphicsView):
             gi.setToolTip(str(item.record.get("prompt", "")))
             self._cursor_x += pix.width() + GAP
             self.image_items.append(gi)
-            last = gi
-        if last is not None:
-            self._fit(last.sceneBoundingRect())
+            added = added.united(gi.sceneBoundingRect())
+        if not added.isEmpty():
+            self._fit(added)  # show the whole new batch
 
     @Slot(object, int, int)
     def on_preview(self, image, width: int, height: int) -> None:
