@@ -17,6 +17,7 @@ from aigc_desktop.core.runner import EngineOptions
 from aigc_desktop.core.settings import Settings
 from aigc_desktop.ui.canvas.view import CanvasView
 from aigc_desktop.ui.panels.gallery import ModelGallery
+from aigc_desktop.ui.panels.history import HistoryPanel
 from aigc_desktop.ui.panels.prompt import PromptPanel
 from aigc_desktop.ui.panels.queue_dock import QueuePanel
 from aigc_desktop.ui.panels.settings_dialog import SettingsDialog
@@ -61,9 +62,11 @@ class MainWindow(QMainWindow):
         self.prompt_panel = PromptPanel()
         self.gallery = ModelGallery(self.models)
         self.queue_panel = QueuePanel(self.queue)
+        self.history_panel = HistoryPanel(self.document)
         self.prompt_dock = self._dock("Prompt", self.prompt_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.gallery_dock = self._dock("Models", self.gallery, Qt.DockWidgetArea.RightDockWidgetArea)
         self.queue_dock = self._dock("Queue", self.queue_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.history_dock = self._dock("History", self.history_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
 
         # Status bar: message, progress, ETA, cancel
         self.status = QStatusBar()
@@ -137,7 +140,7 @@ class MainWindow(QMainWindow):
         cancel.triggered.connect(self.cancel_running)
         gen_menu.addAction(cancel)
         view_menu = self.menuBar().addMenu("&View")
-        for dock in (self.prompt_dock, self.gallery_dock, self.queue_dock):
+        for dock in (self.prompt_dock, self.gallery_dock, self.queue_dock, self.history_dock):
             view_menu.addAction(dock.toggleViewAction())
 
     # -- worker

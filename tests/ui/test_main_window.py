@@ -186,3 +186,19 @@ def test_window_is_shown_before_torch_is_imported(tmp_path, tiny_sd_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "'visible': True" in out.stdout and "'torch': False" in out.stdout, out.stdout + out.stderr
+
+
+def test_history_collects_results_newest_first(qtbot, fake_window):
+    w = fake_window
+    set_prompt(w, text="first", steps=1)
+    with qtbot.waitSignal(w.queue.job_finished, timeout=10000):
+        w.generate()
+    set_prompt(w, text="second", steps=1)
+    w.prompt_panel.batch_size.setValue(2)
+    with qtbot.waitSignal(w.queue.job_finished, timeout=10000):
+        w.generate()
+    history = w.history_panel
+    assert history.list.count() == 3
+    assert history.entry_for(history.list.item(0)).record["prompt"] == "second"
+    assert history.entry_for(history.list.item(2)).record["prompt"] == "first"
+    history._activate(history.list.item(2))  # no crash; the canvas centres on it

@@ -30,6 +30,8 @@ class CanvasView(QGraphicsView):
         document.preview_changed.connect(self.on_preview)
         document.preview_cleared.connect(self.on_preview_cleared)
         document.cleared.connect(self.on_cleared)
+        document.focus_requested.connect(self.on_focus)
+        self._items_by_entry: dict[int, QGraphicsPixmapItem] = {}
 
     # -- slots from the document
     @Slot(object)
@@ -44,6 +46,7 @@ class CanvasView(QGraphicsView):
             gi.setToolTip(str(item.record.get("prompt", "")))
             self._cursor_x += pix.width() + GAP
             self.image_items.append(gi)
+            self._items_by_entry[id(item)] = gi
             added = added.united(gi.sceneBoundingRect())
         if not added.isEmpty():
             self._fit(added)  # show the whole new batch
@@ -76,8 +79,15 @@ class CanvasView(QGraphicsView):
         self.preview_item = None
         self._frame = None
 
+    @Slot(object)
+    def on_focus(self, entry: CanvasImage) -> None:
+        gi = self._items_by_entry.get(id(entry))
+        if gi is not None:
+            self._fit(gi.sceneBoundingRect())
+
     @Slot()
     def on_cleared(self) -> None:
+        self._items_by_entry.clear()
         self.on_preview_cleared()
         self.scene().clear()
         self.image_items.clear()

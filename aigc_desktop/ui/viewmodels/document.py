@@ -20,6 +20,7 @@ class DocumentViewModel(QObject):
     preview_changed = Signal(object, int, int)  # PIL image, target width, target height
     preview_cleared = Signal()
     cleared = Signal()
+    focus_requested = Signal(object)  # CanvasImage to centre the canvas on
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
