@@ -114,9 +114,48 @@ def diffusion_job(args: argparse.Namespace, info: catalog.ModelInfo):
         prompt=args.prompt, negative_prompt=args.negative, seed=args.seed, steps=args.steps, cfg_scale=args.cfg,
         width=args.width or default_size, height=args.height or default_size, scheduler=args.scheduler,
         batch_size=args.batch, batch_count=args.batch_count,
+        loras=tuple(getattr(args, "lora", None) or ()), extra=_embedding_extra(args),
     ).with_seed_resolved()
     ref = ModelRef(info.path, kind=info.kind, family=getattr(args, "family", None) or info.family)
     return DiffusionJob(model=ref, params=params, device=args.device, dtype=args.dtype)
+
+
+def _lora_arg(text: str):
+    """FILE:WEIGHT (or FILE, weight 1); FILE is a path or the name of a LoRA in the models folders."""
+    from aigc_desktop.core.params import LoraRef
+
+    head, sep, tail = text.rpartition(":")
+    if not sep or not head or (len(head) == 1 and tail[:1] in ("\\", "/")):  # no weight, or a drive letter
+        head, tail = text, ""
+    try:
+        weight = float(tail) if tail else 1.0
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FILE:WEIGHT with a number as weight, got '{text}'") from None
+    from aigc_desktop.engines.diffusion.lora import find_lora
+
+    try:
+        path = find_lora(head, _settings().model_search_dirs())
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return LoraRef(str(path), weight)
+
+
+def _prompt_extension_args(g: argparse.ArgumentParser) -> None:
+    g.add_argument("--lora", type=_lora_arg, action="append", default=[], metavar="FILE:WEIGHT",
+                   help="apply a LoRA with a weight (repeatable); <lora:name:weight> in the prompt works too")
+    g.add_argument("--embedding", action="append", default=[], metavar="FILE",
+                   help="make a textual-inversion embedding file available; its file name in a prompt triggers it")
+
+
+def _embedding_extra(args: argparse.Namespace) -> tuple:
+    files = getattr(args, "embedding", None) or []
+    for f in files:
+        if not Path(f).expanduser().is_file():
+            raise CliError(f"Embedding file not found: {f}")
+    return (("embeddings", tuple(str(Path(f).expanduser()) for f in files)),) if files else ()
+
+
+GENERATE_EXTENSIONS.append(_prompt_extension_args)
 
 
 JOB_BUILDERS["diffusers"] = diffusion_job
