@@ -96,6 +96,7 @@ class FakeJob(JobSpec):
     fail_at_step: int = -1
     prompt: str = "fake"
     seed: int = 0
+    images: int = 1
 
     @property
     def title(self) -> str:

@@ -29,7 +29,8 @@ class FakeEngine:
         if not isinstance(spec, FakeJob):
             p = spec.params
             spec = FakeJob(id=spec.id, steps=spec.total_steps, width=p.width, height=p.height,
-                           step_seconds=0.005, prompt=p.prompt, seed=max(0, p.seed))
+                           step_seconds=0.005, prompt=p.prompt, seed=max(0, p.seed),
+                           images=p.batch_size * p.batch_count)
         reporter = StepReporter(spec.id, spec.steps, emit)
         image = None
         for step in range(1, spec.steps + 1):
@@ -41,9 +42,10 @@ class FakeEngine:
             image = _gradient(spec.width, spec.height, step / spec.steps, spec.seed)
             reporter.advance()
             emit(Preview(job_id=spec.id, step=step, image=image.copy()))
-        record = {"engine": "fake", "app_version": __version__, "prompt": spec.prompt, "seed": spec.seed,
-                  "width": spec.width, "height": spec.height, "steps": spec.steps}
-        return JobResult(images=(image,), records=(record,))
+        images = [image] + [_gradient(spec.width, spec.height, 1.0, spec.seed + i) for i in range(1, spec.images)]
+        records = [{"engine": "fake", "app_version": __version__, "prompt": spec.prompt, "seed": spec.seed + i,
+                    "width": spec.width, "height": spec.height, "steps": spec.steps} for i in range(spec.images)]
+        return JobResult(images=tuple(images), records=tuple(records))
 
 
 def _gradient(width: int, height: int, t: float, seed: int):
