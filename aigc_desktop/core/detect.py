@@ -118,6 +118,17 @@ def pickle_strings(path: str | Path, limit: int = 2_000_000) -> set[str]:
 # ----------------------------------------------------------------------------- diffusion from keys/shapes
 
 
+UNET_PREFIX = "model.diffusion_model."
+# Where each family keeps its text encoder(s) in the original single-file layout.
+TEXT_ENCODER_PREFIXES = {
+    "sd1": ("cond_stage_model.transformer.",),  # CLIP ViT-L, transformers layout
+    "sd2": ("cond_stage_model.model.",),  # OpenCLIP ViT-H, open_clip layout
+    "sdxl": ("conditioner.embedders.0.transformer.", "conditioner.embedders.1.model."),  # CLIP-L + OpenCLIP bigG
+}
+# Cross-attention width of each family's UNet (the text encoder's width; SDXL concatenates two).
+FAMILY_WIDTHS = {768: "sd1", 1024: "sd2", 2048: "sdxl"}
+
+
 def _cross_attention_width(shapes: dict[str, tuple[int, ...]], prefix: str) -> int | None:
     for key, shape in shapes.items():
         if key.startswith(prefix) and key.endswith("attn2.to_k.weight") and len(shape) == 2:
@@ -132,14 +143,14 @@ def identify_keys(keys: Iterable[str], shapes: dict[str, tuple[int, ...]] | None
     keyset = set(keys)
     has = lambda prefix: any(k.startswith(prefix) for k in keys)  # noqa: E731
 
-    if has("model.diffusion_model."):
-        return _identify_checkpoint(keyset, shapes)
     if any(k.startswith(("lora_unet_", "lora_te", "lora_transformer_")) for k in keys) or any(
             ".lora_down." in k or ".lora_A." in k or ".lora.down." in k or "lora_linear_layer" in k for k in keys):
         fam = None
         if any(k.startswith(("lora_te2_", "text_encoder_2.")) for k in keys):
             fam = "sdxl"
         return Identification("lora", family=fam)
+    if has(UNET_PREFIX):
+        return _identify_checkpoint(keyset, shapes)
     if keyset & {"emb_params", "string_to_param", "clip_l", "clip_g"} or has("string_to_param."):
         return Identification("embedding", family="sdxl" if "clip_g" in keyset else None)
     if has("mapping.") and has("synthesis."):
@@ -154,25 +165,37 @@ def identify_keys(keys: Iterable[str], shapes: dict[str, tuple[int, ...]] | None
 
 
 def _identify_checkpoint(keys: set[str], shapes: dict[str, tuple[int, ...]]) -> Identification:
+    """Family from where the text encoders live (their layout is what tells the families apart), then the
+    UNet's cross-attention width when there is no text encoder. Shapes are unknown for pickles."""
     info: dict[str, Any] = {}
-    in_ch = shapes.get("model.diffusion_model.input_blocks.0.0.weight")
+    in_ch = shapes.get(UNET_PREFIX + "input_blocks.0.0.weight")
     variant = None
     if in_ch and len(in_ch) == 4:
         info["in_channels"] = in_ch[1]
         if in_ch[1] == 9:
             variant = "inpaint"
-    width = _cross_attention_width(shapes, "model.diffusion_model.")
+    width = _cross_attention_width(shapes, UNET_PREFIX)
     if width:
         info["cross_attention_dim"] = width
-    if any(k.startswith("conditioner.embedders.1.") for k in keys) or "model.diffusion_model.label_emb.0.0.weight" in keys:
+    has = lambda prefix: any(k.startswith(prefix) for k in keys)  # noqa: E731
+    text_time = UNET_PREFIX + "label_emb.0.0.weight" in keys
+    note = ""
+    if has("conditioner.embedders.1.model.") or has("conditioner.embedders.0.transformer."):
         family = "sdxl"
-    elif any(k.startswith("cond_stage_model.model.") for k in keys) or width == 1024:
+    elif has("conditioner.embedders.0.model."):
+        family, variant = "sdxl", "refiner"  # OpenCLIP bigG alone: the SDXL refiner
+    elif has("cond_stage_model.model."):
         family = "sd2"
-    elif any(k.startswith("cond_stage_model.transformer.") for k in keys) or width == 768:
+    elif has("cond_stage_model.transformer."):
         family = "sd1"
     else:
-        family = None
-    note = "" if family else "UNet found, but its text encoder and cross-attention width match no known family"
+        # No text encoder: the UNet alone cannot generate; say what it is so the user can act.
+        guess = FAMILY_WIDTHS.get(width or 0)
+        family = guess if guess != "sdxl" or text_time else None
+        found = f"found a UNet with cross-attention width {width}" if width else "found a UNet"
+        note = (f"{found} ({family}-sized) but no text encoder" if family
+                else f"{found} and no text encoder; choose the family by hand")
+    info["text_encoder"] = not note
     return Identification("checkpoint", family=family, variant=variant, note=note, info=info)
 
 
@@ -183,20 +206,23 @@ def identify_folder(path: Path) -> Identification:
             data = json.loads(index.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             return Identification("unknown", note=f"model_index.json is unreadable: {exc}")
+        if not isinstance(data, dict):
+            return Identification("unknown", note="model_index.json is not a pipeline description")
         cls = str(data.get("_class_name", ""))
-        family = None
-        if "XL" in cls:
+        try:
+            unet = json.loads((path / "unet" / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            unet = {}
+        info = {"pipeline": cls}
+        variant = "inpaint" if unet.get("in_channels") == 9 else None
+        if "XL" in cls or unet.get("addition_embed_type") == "text_time":
             family = "sdxl"
+            if not data.get("text_encoder") or data.get("text_encoder") == [None, None]:
+                variant = "refiner"
         else:
-            try:
-                unet = json.loads((path / "unet" / "config.json").read_text(encoding="utf-8"))
-                width = unet.get("cross_attention_dim")
-                family = "sd2" if width == 1024 else "sd1"
-                variant = "inpaint" if unet.get("in_channels") == 9 else None
-                return Identification("diffusers", family=family, variant=variant, info={"pipeline": cls})
-            except (OSError, ValueError):
-                family = "sd1"
-        return Identification("diffusers", family=family, info={"pipeline": cls})
+            # A StableDiffusion* pipeline: SD 2.x by its 1024-wide cross-attention, else SD 1.x.
+            family = "sd2" if unet.get("cross_attention_dim") == 1024 else "sd1"
+        return Identification("diffusers", family=family, variant=variant, info=info)
     for name, kind in (("stylegan.json", "stylegan"), ("vae_morph.json", "vae_morph")):
         if (path / name).is_file():
             return Identification(kind)

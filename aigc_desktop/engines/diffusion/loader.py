@@ -48,26 +48,19 @@ class LoadedModel:
         return [m for m in self.pipe.components.values() if isinstance(m, torch.nn.Module)]
 
 
-def pipeline_class(family: str):
-    import diffusers
-
-    return diffusers.StableDiffusionXLPipeline if family == "sdxl" else diffusers.StableDiffusionPipeline
-
-
 def load_model(ref: ModelRef, device: torch.device, dtype: torch.dtype) -> LoadedModel:
+    """Load a diffusers folder or a single-file checkpoint (with its VAE replaced when `ref.vae` is set)."""
     path = Path(ref.path).expanduser()
     if not path.exists():
         raise ModelLoadError(f"Model not found: {path}")
+    if ref.vae and not Path(ref.vae).expanduser().is_file():
+        raise ModelLoadError(f"VAE file not found: {ref.vae}")
     if path.is_dir():
         model = _load_folder(ref, path, dtype)
     else:
         from aigc_desktop.engines.diffusion import single_file
 
         model = single_file.load_checkpoint(ref, path, dtype)
-    if ref.vae:
-        from aigc_desktop.engines.diffusion import single_file
-
-        model.pipe.vae = single_file.load_vae(Path(ref.vae), model.family, dtype)
     model.pipe.to(device)
     model.device = device
     model.pipe.set_progress_bar_config(disable=True)
@@ -78,15 +71,30 @@ def _load_folder(ref: ModelRef, path: Path, dtype: torch.dtype) -> LoadedModel:
     ident = identify(path)
     if ident.kind != "diffusers":
         raise ModelLoadError(f"{path.name} is not a diffusers model folder: {ident.note or ident.kind}")
-    family = ref.family or ident.family or "sd1"
-    cls = pipeline_class(family)
+    if ident.variant == "refiner":
+        raise ModelLoadError(f"{path.name} is an SDXL refiner (no first text encoder), which is not supported as "
+                             "a model on its own")
+    # The folder's pipeline class is authoritative for SD vs SDXL; a hand-chosen family only renames
+    # SD 1.x / 2.x (same pipeline).
+    family = ident.family or ref.family or "sd1"
+    if ref.family and (ref.family == "sdxl") == (family == "sdxl"):
+        family = ref.family
+    from aigc_desktop.engines.diffusion.families import family_config
+
+    cls = family_config(family).pipeline_class()
     kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True}
     if family != "sdxl":
         kwargs.update(safety_checker=None, requires_safety_checker=False, feature_extractor=None)
+    else:
+        kwargs.update(add_watermarker=False)
+    if ref.vae:
+        from aigc_desktop.engines.diffusion import single_file
+
+        kwargs["vae"] = single_file.load_vae(Path(ref.vae).expanduser(), family, dtype)
     try:
         pipe = cls.from_pretrained(str(path), **kwargs)
-    except (OSError, ValueError, KeyError, json.JSONDecodeError, RuntimeError) as exc:
-        raise ModelLoadError(f"Could not load model folder {path.name}: {_first_line(exc)}") from exc
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, json.JSONDecodeError, RuntimeError) as exc:
+        raise ModelLoadError(f"Could not load model folder {path.name}: {first_line(exc)}") from None
     sched_cfg = dict(pipe.scheduler.config)
     if ref.prediction_type:
         sched_cfg["prediction_type"] = ref.prediction_type
@@ -94,6 +102,7 @@ def _load_folder(ref: ModelRef, path: Path, dtype: torch.dtype) -> LoadedModel:
                        device=torch.device("cpu"), dtype=dtype, scheduler_config=sched_cfg)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException | str) -> str:
+    """The first line of an error's text (library messages run to many lines), at most 200 characters."""
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return text[0][:200] if text else type(exc).__name__
