@@ -95,6 +95,7 @@ _NOVELAI_BASES = {"k_euler": "euler", "k_euler_ancestral": "euler_a", "k_dpmpp_2
 # `Key: value` pairs of A1111's last line; a value is a JSON string (when it holds , : or newline) or runs
 # to the next comma.
 _PAIR = re.compile(r'\s*([A-Za-z][\w \-/+.()]*?)\s*:\s*("(?:[^"\\]|\\.)*"|[^,]*)\s*(?:,|$)')
+_HASHES = re.compile(r"\s*Hashes:\s*(\{[^{}]*\})\s*,?")
 _SIZE = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*$")
 # Keys that describe, rather than change, the image (or are read elsewhere).
 _A1111_QUIET = {"Version", "Hashes", "VAE hash", "TI hashes", "Lora hashes", "Model hash", "Emphasis",
@@ -124,8 +125,15 @@ def split_a1111(text: str) -> tuple[str, str, dict[str, str]]:
     lines = text.strip().split("\n")
     settings: dict[str, str] = {}
     if lines and len(_PAIR.findall(lines[-1])) >= 3:
-        for key, value in _PAIR.findall(lines.pop()):
-            settings[key.strip()] = _unquote(value)
+        last = lines.pop()
+        # Civitai's `Hashes: {json}` holds commas and colons without quotes: take it out first.
+        hashes = _HASHES.search(last)
+        if hashes:
+            settings["Hashes"] = hashes.group(1)
+            last = last[:hashes.start()] + "," + last[hashes.end():]
+        for key, value in _PAIR.findall(last):
+            if key.strip():
+                settings[key.strip()] = _unquote(value)
     prompt_lines, negative_lines, in_negative = [], [], False
     for line in lines:
         if line.startswith("Negative prompt:"):
@@ -320,7 +328,7 @@ def _note_invoke_extras(meta: ImageMetadata, data: dict[str, Any]) -> None:
     style = data.get("positive_style_prompt")
     if style and style != meta.prompt:
         meta.note("SDXL style prompt")
-    if meta.prompt and re.search(r"[)\w][+-]+(\s|$|,)|\.(and|blend)\(", meta.prompt):
+    if meta.prompt and re.search(r"\)([+-]+|\d*\.?\d+)|\w[+-]+(?=[\s,]|$)|\.(and|blend)\(", meta.prompt):
         meta.note("InvokeAI prompt weights (word+ / .and()) differ from A1111's")
 
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QPlainTextEdit,
                                QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from aigc_desktop.core.params import DEFAULT_SCHEDULER, MAX_SEED, SCHEDULERS, GenerationParams
+from aigc_desktop.core.restore import PANEL_FIELDS
+
+# Files a drop or "Load parameters from image…" reads generation parameters from.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
 class SeedBox(QDoubleSpinBox):
@@ -26,6 +32,8 @@ class SeedBox(QDoubleSpinBox):
 
 class PromptPanel(QWidget):
     generate_requested = Signal()
+    parameters_loaded = Signal(object)  # core.metadata.ImageMetadata of an image dropped / loaded
+    restore_fields = PANEL_FIELDS  # the GenerationParams fields this panel shows (and so can restore)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -104,8 +112,23 @@ class PromptPanel(QWidget):
         self.message.setWordWrap(True)
         self.message.setObjectName("promptMessage")
 
+        self.load_image_params = QToolButton(text="Load from image…")
+        self.load_image_params.setObjectName("loadImageParams")
+        self.load_image_params.setToolTip("Load parameters from an image made by this app, A1111, ComfyUI, "
+                                          "InvokeAI or NovelAI (or drop the image on this panel)")
+        self.load_image_params.clicked.connect(self._choose_image)
+        prompt_row = QHBoxLayout()
+        prompt_row.setContentsMargins(0, 0, 0, 0)
+        prompt_row.addWidget(QLabel("Prompt"))
+        prompt_row.addStretch(1)
+        prompt_row.addWidget(self.load_image_params)
+        # Image drops anywhere on the panel, the text boxes included (they would paste the file's URL).
+        self.setAcceptDrops(True)
+        for box in (self.prompt, self.negative):
+            box.viewport().installEventFilter(self)
+
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Prompt"))
+        layout.addLayout(prompt_row)
         layout.addWidget(self.prompt, 2)
         layout.addWidget(QLabel("Negative prompt"))
         layout.addWidget(self.negative, 1)
@@ -148,3 +171,68 @@ class PromptPanel(QWidget):
     def show_message(self, text: str, error: bool = False) -> None:
         self.message.setText(text)
         self.message.setStyleSheet("color: #e66;" if error else "")
+
+    # -- parameters from an image (restore logic lives in core.restore)
+    def load_parameters_from(self, path: str):
+        """Restore what the image's metadata allows; say in one line what could not be restored."""
+        from aigc_desktop.core.errors import UserError
+        from aigc_desktop.core.metadata import describe
+        from aigc_desktop.core.restore import restore_from_file
+
+        try:
+            result, meta = restore_from_file(path, self.params(), self.restore_fields)
+        except UserError as exc:
+            self.show_message(str(exc), error=True)
+            return None
+        self.set_params(result.params)
+        self.show_message(result.message, error=not meta.found)
+        self.message.setToolTip("\n".join(describe(meta)))
+        if meta.found:
+            self.parameters_loaded.emit(meta)
+        return result
+
+    def _choose_image(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getOpenFileName(self, "Load parameters from image", "",
+                                              "Images (*.png *.jpg *.jpeg *.webp);;All files (*)")
+        if path:
+            self.load_parameters_from(path)
+
+    @staticmethod
+    def _dropped_image(event) -> str | None:
+        mime = event.mimeData()
+        if mime is None or not mime.hasUrls():
+            return None
+        for url in mime.urls():
+            if url.isLocalFile() and Path(url.toLocalFile()).suffix.lower() in IMAGE_SUFFIXES:
+                return url.toLocalFile()
+        return None
+
+    def _handle_drag(self, event) -> bool:
+        """Accept / take an image drop; True when the event was one."""
+        path = self._dropped_image(event)
+        if path is None:
+            return False
+        event.acceptProposedAction()
+        if event.type() == QEvent.Type.Drop:
+            self.load_parameters_from(path)
+        return True
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if not self._handle_drag(event):
+            super().dragEnterEvent(event)
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if not self._handle_drag(event):
+            super().dragMoveEvent(event)
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if not self._handle_drag(event):
+            super().dropEvent(event)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if event.type() in (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop):
+            if self._handle_drag(event):
+                return True
+        return super().eventFilter(watched, event)
