@@ -2,8 +2,13 @@
 
 Seed contract (diffusion): image i of a batch uses seed + i; its initial noise is drawn in float32 from
 `torch.Generator("cpu").manual_seed(seed + i)`, so the same parameters give the same image on every device.
-A seed of -1 means "random" and is resolved to a concrete seed when the job spec is built, so that
-every recorded image names the seed that made it.
+The generator then goes on to the pipeline (VAE-encoding of an init image, ancestral / SDE noise), in the
+order diffusers' own pipelines draw from it. A seed of -1 means "random" and is resolved to a concrete seed
+when the job spec is built, so that every recorded image names the seed that made it.
+
+Variation seed (A1111's "subseed"): when variation_seed is set and variation_strength > 0, every image keeps
+the base seed and image i slerps its noise towards the noise of variation_seed + i, so a batch explores
+variations of one image. Strength 0 is the plain seed's image; strength 1 is the variation seed's noise.
 """
 
 from __future__ import annotations
@@ -92,10 +97,32 @@ class GenerationParams:
             p = replace(p, variation_seed=random_seed())
         return p
 
+    @property
+    def image_count(self) -> int:
+        return self.batch_size * self.batch_count
+
+    @property
+    def has_variation(self) -> bool:
+        return self.variation_seed is not None and float(self.variation_strength) > 0.0
+
     def image_seeds(self) -> list[int]:
-        """Seeds of every image this job makes: batch_count batches of batch_size, seed + i each."""
-        n = self.batch_size * self.batch_count
-        return [(self.seed + i) % (MAX_SEED + 1) for i in range(n)]
+        """Seeds of every image this job makes: batch_count batches of batch_size, seed + i each
+        (with a variation, all images keep the base seed, as A1111 does)."""
+        step = 0 if self.has_variation else 1
+        return [(self.seed + i * step) % (MAX_SEED + 1) for i in range(self.image_count)]
+
+    def variation_seeds(self) -> list[int] | None:
+        """Variation seed of every image (variation_seed + i), or None without a variation."""
+        if not self.has_variation:
+            return None
+        return [(int(self.variation_seed) + i) % (MAX_SEED + 1) for i in range(self.image_count)]
+
+    @property
+    def denoising_steps(self) -> int:
+        """UNet steps one image takes: with an init image and strength < 1, diffusers runs int(steps * strength)."""
+        if self.mode == "txt2img" or float(self.strength) >= 1.0:
+            return self.steps
+        return int(self.steps * float(self.strength))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -109,6 +136,26 @@ class GenerationParams:
                 v = list(v)
             out[f.name] = v
         return out
+
+
+def outpaint_size(width: int, height: int, margins: tuple[int, int, int, int]) -> tuple[int, int, int, int, int, int]:
+    """Canvas of an outpainting: (new_width, new_height, left, top, right, bottom).
+
+    The new size is rounded up to a multiple of 8; the extra pixels go to the right / bottom margin
+    (to the left / top one when only that side grows)."""
+    left, top, right, bottom = (int(v) for v in margins)
+
+    def grow(size: int, first: int, second: int) -> tuple[int, int, int]:
+        extra = -(size + first + second) % 8
+        if second or not first:
+            second += extra
+        else:
+            first += extra
+        return size + first + second, first, second
+
+    new_w, left, right = grow(int(width), left, right)
+    new_h, top, bottom = grow(int(height), top, bottom)
+    return new_w, new_h, left, top, right, bottom
 
 
 def validate(p: GenerationParams) -> None:
@@ -141,18 +188,35 @@ def validate(p: GenerationParams) -> None:
         raise InvalidParameter(f"Strength must be between 0 and 1, got {p.strength!r}")
     if p.mode in ("img2img", "inpaint", "outpaint") and p.init_image is None:
         raise InvalidParameter(f"Mode {p.mode} needs an init image")
+    if p.mode == "txt2img" and p.init_image is not None:
+        raise InvalidParameter("An init image was given for txt2img; use mode img2img, inpaint or outpaint")
     if p.mode == "inpaint" and p.mask is None:
         raise InvalidParameter("Inpainting needs a mask")
-    if len(p.outpaint) != 4 or any((not isinstance(v, int)) or v < 0 for v in p.outpaint):
+    if p.mask is not None and p.mode != "inpaint":
+        raise InvalidParameter(f"A mask was given for mode {p.mode}; masks are for inpaint (outpaint makes its own)")
+    if len(p.outpaint) != 4 or any((not isinstance(v, int)) or isinstance(v, bool) or v < 0 for v in p.outpaint):
         raise InvalidParameter(f"Outpaint margins must be four non-negative integers, got {p.outpaint!r}")
     if p.mode == "outpaint" and not any(p.outpaint):
         raise InvalidParameter("Outpainting needs at least one margin greater than 0")
-    if not 0 <= p.mask_blur <= 256:
-        raise InvalidParameter(f"Mask blur must be between 0 and 256, got {p.mask_blur!r}")
-    if p.variation_seed is not None and not -1 <= p.variation_seed <= MAX_SEED:
-        raise InvalidParameter(f"Variation seed must be between 0 and {MAX_SEED}, got {p.variation_seed!r}")
+    if p.mode != "outpaint" and any(p.outpaint):
+        raise InvalidParameter(f"Outpaint margins were given for mode {p.mode}; use mode outpaint")
+    if any(v > 4096 for v in p.outpaint):
+        raise InvalidParameter(f"Outpaint margins must be at most 4096 pixels, got {p.outpaint!r}")
+    if not isinstance(p.mask_blur, int) or isinstance(p.mask_blur, bool) or not 0 <= p.mask_blur <= 256:
+        raise InvalidParameter(f"Mask blur must be a whole number between 0 and 256, got {p.mask_blur!r}")
+    if not isinstance(p.inpaint_padding, int) or not 0 <= p.inpaint_padding <= 1024:
+        raise InvalidParameter(f"Inpaint padding must be between 0 and 1024 pixels, got {p.inpaint_padding!r}")
+    if p.mode != "txt2img" and p.denoising_steps < 1:
+        raise InvalidParameter(f"Strength {p.strength} with {p.steps} steps leaves no denoising step; "
+                               f"raise the strength or the steps")
+    if p.variation_seed is not None and (not isinstance(p.variation_seed, int) or isinstance(p.variation_seed, bool)
+                                         or not -1 <= p.variation_seed <= MAX_SEED):
+        raise InvalidParameter(f"Variation seed must be -1 (random) or between 0 and {MAX_SEED}, "
+                               f"got {p.variation_seed!r}")
     if not 0.0 <= float(p.variation_strength) <= 1.0:
         raise InvalidParameter(f"Variation strength must be between 0 and 1, got {p.variation_strength!r}")
+    if float(p.variation_strength) > 0 and p.variation_seed is None:
+        raise InvalidParameter("Variation strength needs a variation seed")
     if not 1 <= p.clip_skip <= 12:
         raise InvalidParameter(f"CLIP skip must be between 1 and 12, got {p.clip_skip!r}")
     for lora in p.loras:

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from aigc_desktop import __version__
-from aigc_desktop.core.errors import CancelRequested
+from aigc_desktop.core.errors import CancelRequested, is_out_of_memory
 from aigc_desktop.core.jobs import (DiffusionJob, Emit, IsCancelled, JobResult, Preview, Status,
                                     StepReporter)
 from aigc_desktop.core.runner import EngineOptions
 from aigc_desktop.engines import device as devices
 from aigc_desktop.engines.cache import ModelCache, default_budget_bytes
-from aigc_desktop.engines.diffusion import conditioning
+from aigc_desktop.engines.diffusion import conditioning, images, memory, modes
+from aigc_desktop.engines.diffusion import noise as noise_lib
 from aigc_desktop.engines.diffusion.loader import LoadedModel, load_model
 from aigc_desktop.engines.diffusion.preview import latents_to_rgb
 from aigc_desktop.engines.diffusion.schedulers import make_scheduler
@@ -27,9 +29,8 @@ log = logging.getLogger(__name__)
 def initial_noise(seeds: list[int], shape: tuple[int, ...]) -> tuple[torch.Tensor, list[torch.Generator]]:
     """The seed contract: float32 noise from a CPU generator per image; the generators continue to the
     sampler (ancestral / SDE noise), exactly as diffusers does with a list of CPU generators."""
-    generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
-    noise = torch.cat([torch.randn((1, *shape), generator=g, dtype=torch.float32) for g in generators])
-    return noise, generators
+    gens = noise_lib.generators(seeds)
+    return noise_lib.draw(gens, shape), gens
 
 
 class DiffusionEngine:
@@ -64,38 +65,92 @@ class DiffusionEngine:
         model = self.model(spec, emit)
         if cancelled():
             raise CancelRequested()
+        inputs = images.mode_inputs(p, modes.is_inpaint_unet(model.pipe))
+        inputs_record = {"init_image": images.source_record(p.init_image), "mask": images.source_record(p.mask)}
         reporter = StepReporter(spec.id, spec.total_steps, emit)
-        images: list[Any] = []
-        records: list[dict[str, Any]] = []
         seeds = p.image_seeds()
-        with conditioning.prepared(model, p) as cond:
-            for b in range(p.batch_count):
-                batch_seeds = seeds[b * p.batch_size:(b + 1) * p.batch_size]
-                out = self._txt2img(spec, model, cond, batch_seeds, emit, cancelled, reporter,
-                                    first_index=b * p.batch_size)
-                for i, (image, seed) in enumerate(zip(out, batch_seeds)):
-                    images.append(image)
-                    records.append({**self.record(spec, model, seed, index=b * p.batch_size + i), **cond.record()})
-        return JobResult(images=tuple(images), records=tuple(records))
+        variation_seeds = p.variation_seeds()
+        out: list[Any] = []
+        records: list[dict[str, Any]] = []
+        try:
+            with conditioning.prepared(model, p) as cond:
+                for b in range(p.batch_count):
+                    if cancelled():
+                        raise CancelRequested()
+                    batch = slice(b * p.batch_size, (b + 1) * p.batch_size)
+                    made, plan = self._generate(spec, model, cond, inputs, seeds[batch],
+                                                variation_seeds[batch] if variation_seeds else None,
+                                                emit, cancelled, reporter, first_index=b * p.batch_size)
+                    for i, image in enumerate(made):
+                        index = b * p.batch_size + i
+                        record = self.record(spec, model, seeds[index], index=index)
+                        record.update(self._mode_record(p, inputs_record, variation_seeds, index, plan))
+                        records.append({**record, **cond.record()})
+                        out.append(image)
+        except Exception as exc:
+            if is_out_of_memory(exc):
+                memory.note_out_of_memory(model.pipe)
+            raise
+        return JobResult(images=tuple(out), records=tuple(records))
+
+    def _generate(self, spec: DiffusionJob, model: LoadedModel, cond: conditioning.Conditioning,
+                  inputs: images.ModeInputs, seeds: list[int], variation_seeds: list[int] | None, emit: Emit,
+                  cancelled: IsCancelled, reporter: StepReporter, first_index: int) -> tuple[list[Any], memory.MemoryPlan]:
+        """One batch: a fresh scheduler and pipeline around the model's modules, one pipeline call."""
+        p = spec.params
+        n = len(seeds)
+        captured: dict[str, torch.Tensor] = {}
+        pipe = modes.build(model.pipe, model.family, inputs.pipeline, self._scheduler(p.scheduler, model, seeds, captured))
+        job = memory.Workload(width=p.width, height=p.height, images=n, cfg=p.cfg_scale > 1.0,
+                              element_size=torch.empty((), dtype=model.dtype).element_size())
+        plan = memory.plan_for(pipe, model.device, self.options.offload, job)
+        memory.apply(pipe, plan, model.device)
+        vary = noise_lib.Variation(variation_seeds, p.variation_strength) if variation_seeds else noise_lib.identity
+        gens = noise_lib.generators(seeds)
+        kwargs: dict[str, Any] = dict(
+            **cond.pipeline_kwargs(n), num_inference_steps=p.steps, guidance_scale=p.cfg_scale, width=p.width,
+            height=p.height, generator=gens, output_type="pil",
+            callback_on_step_end=self._step_callback(spec, model, emit, cancelled, reporter, first_index, captured))
+        if inputs.pipeline == "txt2img":
+            scale = pipe.vae_scale_factor
+            shape = (pipe.unet.config.in_channels, p.height // scale, p.width // scale)
+            # Drawn here with the same generators and order as diffusers, so the variation can act on it.
+            kwargs["latents"] = vary(noise_lib.draw(gens, shape)).to(pipe._execution_device, model.dtype)
+        else:
+            modes.route_noise(pipe, vary)
+            kwargs.update(image=inputs.image, strength=inputs.strength)
+            if inputs.pipeline == "inpaint":
+                kwargs.update(mask_image=inputs.mask, padding_mask_crop=inputs.crop_padding)
+        made = list(pipe(**kwargs).images)
+        if inputs.overlay:
+            made = modes.paste_over(pipe, inputs.mask, inputs.image, made)
+        return made, plan
 
     def _step_callback(self, spec: DiffusionJob, model: LoadedModel, emit: Emit, cancelled: IsCancelled,
                        reporter: StepReporter, first_index: int, captured: dict[str, torch.Tensor]):
-        def on_step_end(pipe, step: int, timestep, kwargs: dict[str, Any]) -> dict[str, Any]:
+        per_batch = spec.total_steps // max(1, spec.params.batch_count)
+        base = reporter.step
+
+        def on_step_end(pipe, i: int, timestep, kwargs: dict[str, Any]) -> dict[str, Any]:
             if cancelled():
                 # Raising here stops before the next UNet call and skips the VAE decode.
                 raise CancelRequested()
-            reporter.advance()
+            # Second-order samplers (Heun, DPM++ SDE) call back twice per step: map onto the user's steps.
+            done = base + math.ceil((i + 1) * per_batch / max(1, pipe.num_timesteps))
             latents = captured.pop("x0", None)
+            if done <= reporter.step:
+                return kwargs
+            reporter.advance(done - reporter.step)
             if latents is None:
                 latents = kwargs["latents"]
-            for i, image in enumerate(latents_to_rgb(latents, model.family)):
-                emit(Preview(job_id=spec.id, step=reporter.step, image=image, index=first_index + i))
+            for n, image in enumerate(latents_to_rgb(latents, model.family)):
+                emit(Preview(job_id=spec.id, step=reporter.step, image=image, index=first_index + n))
             return kwargs
 
         return on_step_end
 
-    def _scheduler(self, spec: DiffusionJob, model: LoadedModel, seed: int, captured: dict[str, torch.Tensor]):
-        scheduler = make_scheduler(spec.params.scheduler, model.scheduler_config, seed=seed)
+    def _scheduler(self, name: str, model: LoadedModel, seeds: list[int], captured: dict[str, torch.Tensor]):
+        scheduler = make_scheduler(name, model.scheduler_config, seeds=seeds)
         step = scheduler.step
 
         @functools.wraps(step)  # pipelines inspect step()'s signature to decide whether to pass `generator`
@@ -103,6 +158,8 @@ class DiffusionEngine:
             # Keep the scheduler's x0 prediction (when it gives one) for a cleaner preview.
             out = step(*args, **kwargs)
             x0 = getattr(out, "pred_original_sample", None)
+            if x0 is None and isinstance(out, tuple) and len(out) > 1 and isinstance(out[1], torch.Tensor):
+                x0 = out[1]  # return_dict=False: (prev_sample, pred_original_sample)
             if x0 is not None:
                 captured["x0"] = x0
             return out
@@ -110,32 +167,25 @@ class DiffusionEngine:
         scheduler.step = capturing_step
         return scheduler
 
-    def _txt2img(self, spec: DiffusionJob, model: LoadedModel, cond: conditioning.Conditioning,
-                 seeds: list[int], emit: Emit,
-                 cancelled: IsCancelled, reporter: StepReporter, first_index: int) -> list[Any]:
-        p = spec.params
-        pipe = model.pipe
-        captured: dict[str, torch.Tensor] = {}
-        scheduler = self._scheduler(spec, model, seeds[0], captured)
-        run_pipe = type(pipe)(**{**pipe.components, "scheduler": scheduler})
-        run_pipe.set_progress_bar_config(disable=True)
-        scale = run_pipe.vae_scale_factor
-        channels = run_pipe.unet.config.in_channels
-        shape = (channels, p.height // scale, p.width // scale)
-        noise, generators = initial_noise(seeds, shape)
-        n = len(seeds)
-        result = run_pipe(
-            **cond.pipeline_kwargs(n),
-            num_inference_steps=p.steps,
-            guidance_scale=p.cfg_scale,
-            width=p.width,
-            height=p.height,
-            generator=generators,
-            latents=noise.to(model.device, model.dtype),
-            callback_on_step_end=self._step_callback(spec, model, emit, cancelled, reporter, first_index, captured),
-            output_type="pil",
-        )
-        return list(result.images)
+    @staticmethod
+    def _mode_record(p, inputs_record: dict[str, Any], variation_seeds: list[int] | None, index: int,
+                     plan: memory.MemoryPlan) -> dict[str, Any]:
+        """The mode's part of an image record: inputs (by hash), strength, mask options, variation."""
+        rec: dict[str, Any] = {"batch_size": p.batch_size, "batch_count": p.batch_count}
+        if p.mode != "txt2img":
+            rec.update(strength=p.strength, init_image=inputs_record["init_image"])
+        if p.mode in ("inpaint", "outpaint"):
+            rec.update(mask_blur=p.mask_blur, inpaint_only_masked=p.inpaint_only_masked,
+                       inpaint_padding=p.inpaint_padding)
+        if p.mode == "inpaint":
+            rec["mask"] = inputs_record["mask"]
+        if p.mode == "outpaint":
+            rec["outpaint"] = list(p.outpaint)
+        if variation_seeds:
+            rec.update(variation_seed=variation_seeds[index], variation_strength=p.variation_strength)
+        if plan.level != "plain":
+            rec["memory_savings"] = plan.level  # VAE tiling changes pixels slightly
+        return rec
 
     def record(self, spec: DiffusionJob, model: LoadedModel, seed: int, index: int) -> dict[str, Any]:
         """Everything needed to regenerate one image exactly (stored as JSON in the PNG)."""

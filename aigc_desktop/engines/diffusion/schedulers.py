@@ -37,15 +37,17 @@ def scheduler_class_name(name: str) -> str:
     return _TABLE[name][0]
 
 
-def make_scheduler(name: str, base_config: dict[str, Any], seed: int | None = None):
-    """A fresh scheduler of kind `name` from the model's scheduler config.
+def make_scheduler(name: str, base_config: dict[str, Any], seeds: list[int] | None = None):
+    """A fresh scheduler of kind `name` from the model's scheduler config (build one per run: a scheduler
+    keeps state while it samples).
 
-    `seed` fixes the Brownian noise of the SDE sampler, which otherwise draws a random seed.
+    `seeds` (one per image of the batch) fix the Brownian noise of the SDE sampler, which otherwise draws
+    a random seed; one Brownian tree per image makes image i of a batch the same as image i alone.
     """
     cls_name = scheduler_class_name(name)
     extra = dict(_TABLE[name][1])
-    if cls_name == "DPMSolverSDEScheduler" and seed is not None:
-        extra["noise_sampler_seed"] = int(seed)
+    if cls_name == "DPMSolverSDEScheduler" and seeds:
+        extra["noise_sampler_seed"] = [int(s) for s in seeds]
     cls = getattr(diffusers, cls_name)
     config = {k: v for k, v in dict(base_config).items() if not k.startswith("_")}
     if cls_name == "DDIMScheduler" and "clip_sample" not in config:
