@@ -228,7 +228,10 @@ def _emphasis(z: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Multiply each token's hidden state by its weight, then restore the chunk's original mean."""
     original = z.float()
     weighted = original * weights[..., None]
-    return (weighted * (original.mean() / weighted.mean())).to(z.dtype)
+    ratio = original.mean() / weighted.mean()
+    if not torch.isfinite(ratio):  # all weights 0, or a degenerate encoder: keep the plain weighting
+        return weighted.to(z.dtype)
+    return (weighted * ratio).to(z.dtype)
 
 
 # ------------------------------------------------------------------------------------------ job
