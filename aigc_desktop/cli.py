@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import aigc_desktop  # noqa: F401 - offline flags before anything else
-from aigc_desktop import __version__
+from aigc_desktop import __version__, cli_info
 from aigc_desktop.core import catalog
 from aigc_desktop.core.errors import UserError
 from aigc_desktop.core.params import SCHEDULERS
@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list discovered models")
     m.add_argument("--json", action="store_true")
     m.add_argument("--folder", action="append", default=[], help="scan this folder too (repeatable)")
+    cli_info.add_parser(sub)  # info FILE [--json] [--hash]
     return parser
 
 
@@ -246,6 +247,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "generate": cmd_generate,
     "models": cmd_models,
+    "info": cli_info.cmd_info,
 }
 
 
