@@ -84,6 +84,12 @@ def work_bytes(job: Workload, rank: int) -> int:
     return unet + vae
 
 
+def need_bytes(rank: int, model_bytes: int, largest_bytes: int, job: Workload) -> int:
+    """Device memory a job is estimated to need at a level: the weights resident there plus working memory."""
+    resident = {3: largest_bytes, 4: largest_bytes // 8}.get(rank, model_bytes)
+    return int((resident + work_bytes(job, rank)) * MARGIN) + RESERVE_BYTES
+
+
 def choose(policy: str, available: int | None, model_bytes: int, largest_bytes: int, job: Workload,
            floor: int = 0, accelerator: bool = True) -> MemoryPlan:
     """The plan for a job. `available`: bytes the job may use on the device, counting this model's weights
@@ -100,8 +106,7 @@ def choose(policy: str, available: int | None, model_bytes: int, largest_bytes: 
     if available is None:
         return MemoryPlan(LEVELS[floor], "after an out-of-memory error" if floor else "free memory unknown")
     for rank in range(floor, top + 1):
-        resident = {3: largest_bytes, 4: largest_bytes // 8}.get(rank, model_bytes)
-        need = int((resident + work_bytes(job, rank)) * MARGIN) + RESERVE_BYTES
+        need = need_bytes(rank, model_bytes, largest_bytes, job)
         if need <= available:
             reason = "fits" if rank == 0 else f"needs about {need / 2**30:.1f} GiB of {available / 2**30:.1f} GiB free"
             return MemoryPlan(LEVELS[rank], reason)
