@@ -195,3 +195,143 @@ class StepReporter:
         event = Progress(job_id=self.job_id, step=self.step, total=self.total, elapsed=elapsed, eta=eta)
         self.emit(event)
         return event
+
+
+# ---------------------------------------------------------------------------------------------- StyleGAN
+
+STYLEGAN_NOISE_MODES = ("const", "random", "none")
+STYLEGAN_MIX_PRESETS = ("coarse", "middle", "fine", "all")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StyleGANJob(JobSpec):
+    """StyleGAN images, one per seed (z exactly as NVIDIA's generate.py draws it). A seed grid is a job
+    with many seeds. `live` renders for the live view: images go out as Preview events only (nothing is
+    saved or added to history; the result is empty)."""
+
+    kind: ClassVar[str] = "stylegan"
+    model: ModelRef
+    seeds: tuple[int, ...] = (0,)
+    truncation_psi: float = 1.0
+    truncation_cutoff: int | None = None  # apply psi to the first N layers only; None = all
+    noise_mode: str = "const"  # const | random (drawn from the seed: reproducible) | none
+    class_idx: int | None = None  # conditional models; None = the class the seed draws (as the visualizer)
+    mix_seed: int | None = None  # style mixing: layers `mix_layers` come from this seed
+    mix_layers: str | None = None  # coarse | middle | fine | all | A-B (w indices, inclusive)
+    translate: tuple[float, float] = (0.0, 0.0)  # StyleGAN3 input transform (as gen_images.py)
+    rotate: float = 0.0  # degrees, StyleGAN3
+    live: bool = False
+
+    @property
+    def title(self) -> str:
+        seeds = self.seeds if len(self.seeds) <= 3 else (*self.seeds[:2], "…")
+        mix = f", mix {self.mix_seed}:{self.mix_layers}" if self.mix_seed is not None and self.mix_layers else ""
+        return f"stylegan: seed {', '.join(map(str, seeds))} ψ {self.truncation_psi:g}{mix}"
+
+    @property
+    def total_steps(self) -> int:
+        return max(1, len(self.seeds))
+
+    @property
+    def image_count(self) -> int:
+        return 0 if self.live else len(self.seeds)
+
+    def validate(self) -> None:
+        import math
+        import re
+
+        from aigc_desktop.core.errors import InvalidParameter
+        from aigc_desktop.core.params import MAX_SEED
+
+        if not self.seeds:
+            raise InvalidParameter("Give at least one seed")
+        for s in list(self.seeds) + ([self.mix_seed] if self.mix_seed is not None else []):
+            if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED:
+                raise InvalidParameter(f"Seeds must be whole numbers from 0 to {MAX_SEED}, got {s!r}")
+        if not isinstance(self.truncation_psi, (int, float)) or not math.isfinite(self.truncation_psi) \
+                or abs(self.truncation_psi) > 10:
+            raise InvalidParameter(f"Truncation psi must be a number between -10 and 10, got {self.truncation_psi!r}")
+        if self.truncation_cutoff is not None and (not isinstance(self.truncation_cutoff, int)
+                                                   or self.truncation_cutoff < 0):
+            raise InvalidParameter("Truncation cutoff must be a whole number >= 0")
+        if self.noise_mode not in STYLEGAN_NOISE_MODES:
+            raise InvalidParameter(f"Noise mode must be one of {', '.join(STYLEGAN_NOISE_MODES)}, "
+                                   f"got '{self.noise_mode}'")
+        if self.class_idx is not None and (not isinstance(self.class_idx, int) or self.class_idx < 0):
+            raise InvalidParameter("Class must be a whole number >= 0")
+        if self.mix_layers is not None and str(self.mix_layers).strip().lower() not in STYLEGAN_MIX_PRESETS \
+                and not re.fullmatch(r"\d+(-\d+)?", str(self.mix_layers).strip()):
+            raise InvalidParameter(f"Mixing layers must be coarse, middle, fine, all or A-B, got '{self.mix_layers}'")
+        if self.mix_layers and self.mix_seed is None:
+            raise InvalidParameter("Style mixing needs a mixing seed")
+        values = [*self.translate, self.rotate]
+        if len(self.translate) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+            raise InvalidParameter("Translate must be two numbers and rotate one number")
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], model_path: str | None = None) -> "StyleGANJob":
+        """The job that regenerates an image from its metadata record (see the StyleGAN engine)."""
+        from aigc_desktop.core.errors import InvalidParameter
+
+        if record.get("engine") != "stylegan":
+            raise InvalidParameter("This image was not made by the StyleGAN engine")
+        model = record.get("model") or {}
+        path = model_path or model.get("path")
+        if not path:
+            raise InvalidParameter("The record does not say which model made the image")
+        return cls(model=ModelRef(str(path), kind="stylegan"), seeds=(int(record["seed"]),),
+                   truncation_psi=float(record.get("truncation_psi", 1.0)),
+                   truncation_cutoff=record.get("truncation_cutoff"), noise_mode=record.get("noise_mode", "const"),
+                   class_idx=record.get("class_idx"), mix_seed=record.get("mix_seed"),
+                   mix_layers=record.get("mix_layers"), translate=tuple(record.get("translate") or (0.0, 0.0)),
+                   rotate=float(record.get("rotate", 0.0)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class StyleGANWalkJob(StyleGANJob):
+    """A latent walk through keyframe `seeds` (lerp in W or slerp in Z), written to `out` as GIF, WebP,
+    MP4 or a folder of PNG frames. The result is the first frame, its record naming the file."""
+
+    frames_per_transition: int = 30
+    space: str = "w"  # w (lerp after mapping) | z (slerp before mapping)
+    loop: bool = False  # return to the first keyframe
+    easing: str = "linear"  # linear | smooth
+    fps: float = 30.0
+    out: str = ""
+
+    @property
+    def title(self) -> str:
+        return f"stylegan walk: {' → '.join(map(str, self.seeds[:6]))} → {self.out}"
+
+    @property
+    def total_steps(self) -> int:
+        n = len(self.seeds)
+        if n < 2:
+            return 1
+        return self.frames_per_transition * (n if self.loop else n - 1) + (0 if self.loop else 1)
+
+    @property
+    def image_count(self) -> int:
+        return 1
+
+    def validate(self) -> None:
+        import math
+
+        from aigc_desktop.core.errors import InvalidParameter
+
+        super().validate()
+        if len(self.seeds) < 2:
+            raise InvalidParameter("A walk needs at least two keyframe seeds")
+        if not isinstance(self.frames_per_transition, int) or not 1 <= self.frames_per_transition <= 10000:
+            raise InvalidParameter("Frames per transition must be a whole number from 1 to 10000")
+        if self.space not in ("w", "z"):
+            raise InvalidParameter(f"Interpolation space must be w or z, got '{self.space}'")
+        if self.easing not in ("linear", "smooth"):
+            raise InvalidParameter(f"Easing must be linear or smooth, got '{self.easing}'")
+        if not isinstance(self.fps, (int, float)) or not math.isfinite(self.fps) or not 0 < self.fps <= 240:
+            raise InvalidParameter("Frames per second must be between 0 and 240")
+        if not self.out:
+            raise InvalidParameter("Say where to write the walk (a .gif, .webp, .mp4 file or a folder)")
+        suffix = self.out.rsplit(".", 1)[-1].lower() if "." in self.out.rsplit("/", 1)[-1] else ""
+        if suffix and suffix not in ("gif", "webp", "mp4"):
+            raise InvalidParameter(f"Walks export as .gif, .webp, .mp4 or a folder of PNG frames, not .{suffix}")

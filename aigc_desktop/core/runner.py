@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 ENGINES: dict[str, str] = {
     "fake": "aigc_desktop.engines.base:FakeEngine",
     "diffusion": "aigc_desktop.engines.diffusion.engine:DiffusionEngine",
+    "stylegan": "aigc_desktop.engines.stylegan.engine:StyleGANEngine",
 }
 
 
