@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dtype", default="auto", help="auto | fp16 | bf16 | fp32")
     g.add_argument("--out", required=True, help="output PNG file or folder")
     g.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _add_mode_args(g)
     for extend in GENERATE_EXTENSIONS:
         extend(g)
 
@@ -111,14 +112,85 @@ def diffusion_job(args: argparse.Namespace, info: catalog.ModelInfo):
     from aigc_desktop.core.params import GenerationParams
 
     default_size = 1024 if info.family == "sdxl" else 512
+    modes = _mode_fields(args)
+    width, height = _default_size(args, modes, default_size)
     params = GenerationParams(
         prompt=args.prompt, negative_prompt=args.negative, seed=args.seed, steps=args.steps, cfg_scale=args.cfg,
-        width=args.width or default_size, height=args.height or default_size, scheduler=args.scheduler,
+        width=width, height=height, scheduler=args.scheduler, **modes,
         batch_size=args.batch, batch_count=args.batch_count,
         loras=tuple(getattr(args, "lora", None) or ()), extra=_embedding_extra(args),
     ).with_seed_resolved()
     ref = ModelRef(info.path, kind=info.kind, family=getattr(args, "family", None) or info.family)
     return DiffusionJob(model=ref, params=params, device=args.device, dtype=args.dtype)
+
+
+def _add_mode_args(g: argparse.ArgumentParser) -> None:
+    g.add_argument("--init-image", metavar="FILE", help="start from this image: img2img (inpaint with --mask, "
+                                                        "outpaint with --outpaint); default size: the image's")
+    g.add_argument("--strength", type=_float, default=None, help="how much the init image changes, 0-1 (0.75)")
+    g.add_argument("--mask", metavar="FILE", help="inpainting mask, white = repaint, the init image's size")
+    g.add_argument("--mask-blur", type=_positive_int, default=None, help="mask blur radius in pixels (4)")
+    g.add_argument("--only-masked", action="store_true",
+                   help="inpaint only the masked region, upscaled to --width x --height, then paste it back")
+    g.add_argument("--outpaint", type=_margins, metavar="L,T,R,B", help="extend the init image by these pixels")
+    g.add_argument("--variation-seed", type=_positive_int, default=None, help="seed of the variation noise (-1: random)")
+    g.add_argument("--variation-strength", type=_float, default=None,
+                   help="0-1: how far the noise moves towards the variation seed's")
+
+
+def _margins(text: str) -> tuple[int, int, int, int]:
+    parts = text.split(",")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 4 or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected L,T,R,B as four whole numbers >= 0, got '{text}'")
+    return values  # type: ignore[return-value]
+
+
+def _mode_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """GenerationParams fields of the image modes; flags that need another flag fail with one line."""
+    needs = [("--strength", args.strength is not None, args.init_image, "--init-image"),
+             ("--mask", args.mask, args.init_image, "--init-image"),
+             ("--outpaint", args.outpaint, args.init_image, "--init-image"),
+             ("--mask-blur", args.mask_blur is not None, args.mask or args.outpaint, "--mask or --outpaint"),
+             ("--only-masked", args.only_masked, args.mask or args.outpaint, "--mask or --outpaint"),
+             ("--variation-seed", args.variation_seed is not None, args.variation_strength is not None,
+              "--variation-strength"),
+             ("--variation-strength", args.variation_strength is not None, args.variation_seed is not None,
+              "--variation-seed")]
+    for flag, given, partner, partner_name in needs:
+        if given and not partner:
+            raise CliError(f"{flag} needs {partner_name}")
+    if args.mask and args.outpaint:
+        raise CliError("--mask and --outpaint cannot be combined (outpainting makes its own mask)")
+    fields: dict[str, Any] = {}
+    if args.init_image:
+        fields.update(mode="outpaint" if args.outpaint else "inpaint" if args.mask else "img2img",
+                      init_image=args.init_image, mask=args.mask, outpaint=args.outpaint or (0, 0, 0, 0),
+                      inpaint_only_masked=args.only_masked)
+        for name in ("strength", "mask_blur"):
+            if getattr(args, name) is not None:
+                fields[name] = getattr(args, name)
+    if args.variation_seed is not None:
+        fields.update(variation_seed=args.variation_seed, variation_strength=args.variation_strength)
+    return fields
+
+
+def _default_size(args: argparse.Namespace, modes: dict[str, Any], model_size: int) -> tuple[int, int]:
+    """--width/--height, else the init image's size (rounded down to a multiple of 8; outpainting: the
+    extended canvas), else the model's native size. "Only masked" works at the model's size."""
+    width, height = args.width, args.height
+    if (width and height) or not modes.get("init_image") or modes.get("inpaint_only_masked"):
+        return width or model_size, height or model_size
+    from aigc_desktop.core.params import outpaint_size
+    from aigc_desktop.engines.diffusion.images import read_image
+
+    w, h = read_image(modes["init_image"]).size
+    if modes["mode"] == "outpaint":
+        w, h = outpaint_size(w, h, modes["outpaint"])[:2]
+    return width or max(64, w - w % 8), height or max(64, h - h % 8)
 
 
 def _lora_arg(text: str):
