@@ -223,23 +223,61 @@ def engine():
     eng.close()
 
 
+def _same_pixels(path, image) -> bool:
+    with Image.open(path) as saved:
+        return np.array_equal(np.asarray(saved.convert("RGB")), np.asarray(image.convert("RGB")))
+
+
 @pytest.mark.parametrize("scheduler", ["euler_a", "dpmpp_sde_karras"])  # both draw noise during sampling
 def test_image_regenerates_exactly_from_its_png(tmp_path, tiny_sd_path, engine, scheduler):
+    """The second image of a batch with a variation seed, regenerated alone from its own PNG."""
     from aigc_desktop.core.jobs import DiffusionJob, ModelRef
     from aigc_desktop.core.params import GenerationParams
 
     params = GenerationParams(prompt="a tiny 🦊 test, (fox:1.1)", negative_prompt="blur", seed=1234, steps=3,
-                              cfg_scale=5.0, width=64, height=64, scheduler=scheduler)
+                              cfg_scale=5.0, width=64, height=64, scheduler=scheduler, batch_size=2,
+                              variation_seed=99, variation_strength=0.4)
     job = DiffusionJob(model=ModelRef(str(tiny_sd_path)), params=params)
     first = engine.run(job, lambda e: None, lambda: False)
-    path = save_png(first.images[0], tmp_path / "gen.png", first.records[0])
+    path = save_png(first.images[1], tmp_path / "gen.png", first.records[1])
 
     record = read_record(path)
     ref, again = record_to_params(record)
-    assert ref.path == str(tiny_sd_path)
+    assert ref.path == str(tiny_sd_path) and again.batch_size == 1
+    assert (again.seed, again.variation_seed, again.variation_strength) == (1234, 100, 0.4)
     second = engine.run(DiffusionJob(model=ref, params=again), lambda e: None, lambda: False)
-    with Image.open(path) as saved:
-        assert np.array_equal(np.asarray(saved.convert("RGB")), np.asarray(second.images[0]))
-    assert second.records[0]["seed"] == record["seed"]
+    assert _same_pixels(path, second.images[0])
+    assert not _same_pixels(path, first.images[0])  # and it is not just any image of the model
     info = ParserManager().parse(path)
     assert info.full_prompt == params.prompt and info.samplers[0].parameters["seed"] == "1234"
+    assert info.metadata["Variation seed"] == "100"
+
+
+def test_img2img_regenerates_with_its_init_image(tmp_path, tiny_sd_path, engine):
+    import io
+
+    from aigc_desktop.core.errors import UserError
+    from aigc_desktop.core.jobs import DiffusionJob, ModelRef
+    from aigc_desktop.core.metadata import record_to_job
+    from aigc_desktop.core.params import GenerationParams
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 90, 30)).save(buf, "PNG")
+    init = tmp_path / "init.png"
+    init.write_bytes(buf.getvalue())
+    params = GenerationParams(prompt="orange", seed=5, steps=4, width=64, height=64, scheduler="dpmpp_2m",
+                              mode="img2img", init_image=str(init), strength=0.6)
+    first = engine.run(DiffusionJob(model=ModelRef(str(tiny_sd_path)), params=params), lambda e: None, lambda: False)
+    path = save_png(first.images[0], tmp_path / "i2i.png", first.records[0])
+    record = read_record(path)
+    assert split_a1111(a1111_parameters(record))[2]["Denoising strength"] == "0.6"
+    with pytest.raises(UserError, match="needs its init image init.png"):
+        record_to_params(record)
+    other = tmp_path / "other.png"
+    Image.new("RGB", (64, 64)).save(other)
+    with pytest.raises(UserError, match="not the one the image was made from"):
+        record_to_params(record, init_image=str(other))
+    job = record_to_job(record, init_image=init.read_bytes(), exact_device=True)
+    assert (job.device, job.dtype, job.params.strength) == ("cpu", "fp32", 0.6)
+    second = engine.run(job, lambda e: None, lambda: False)
+    assert _same_pixels(path, second.images[0])

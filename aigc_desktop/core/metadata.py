@@ -537,12 +537,38 @@ def metadata_from_record(record: dict[str, Any]) -> ImageMetadata:
     return meta
 
 
-def record_to_params(record: dict[str, Any]):
+def _input_image(record: dict[str, Any], key: str, given: str | bytes | None) -> str | bytes | None:
+    """An init image / mask for regeneration: the one given (checked against the recorded SHA-256), or a
+    path the record holds; raises UserError naming the file when it is needed and missing or different."""
+    import hashlib
+
+    entry = record.get(key)
+    if given is None:
+        if isinstance(entry, str) and entry and not entry.startswith("<"):
+            return entry
+        if entry is None:
+            return None
+        name = entry.get("file") if isinstance(entry, dict) else None
+        sha = entry.get("sha256", "") if isinstance(entry, dict) else ""
+        what = "init image" if key == "init_image" else key
+        raise UserError(f"Regenerating this image needs its {what}" + (f" {name}" if name else "")
+                        + (f" (SHA-256 {sha[:10]})" if sha else ""))
+    if isinstance(entry, dict) and entry.get("sha256"):
+        data = given if isinstance(given, (bytes, bytearray)) else Path(given).expanduser().read_bytes()
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise UserError(f"This {key.replace('_', ' ')} is not the one the image was made from "
+                            f"({entry.get('file') or 'SHA-256 ' + entry['sha256'][:10]})")
+    return given
+
+
+def record_to_params(record: dict[str, Any], init_image: str | bytes | None = None,
+                     mask: str | bytes | None = None):
     """(ModelRef, GenerationParams) that regenerate the image of this record exactly.
 
     The model is the file the record names (check its SHA-256 against record["model"]["sha256"]); the
-    params make one image with the image's own seed. LoRAs written in the prompt stay there; LoRAs given
-    outside it (CLI --lora) come back as LoraRefs.
+    params make that one image: its own seed (and variation seed), batch of one. LoRAs written in the
+    prompt stay there; LoRAs given outside it (UI list, CLI --lora) come back as LoraRefs. Images of
+    img2img / inpainting need their input images, which the record names by file and SHA-256 only.
     """
     from dataclasses import fields as dc_fields
 
@@ -565,22 +591,24 @@ def record_to_params(record: dict[str, Any]):
         if lora.get("source") is None and f"<lora:{name}" in prompt:
             continue  # the prompt's own tag brings it back
         loras.append(LoraRef(str(lora["path"]), float(lora.get("weight", 1.0))))
-    known = {f.name for f in dc_fields(GenerationParams)}
+    known = {f.name for f in dc_fields(GenerationParams)} - {"init_image", "mask", "loras", "extra"}
     values: dict[str, Any] = {k: record[k] for k in known if k in record and record[k] is not None}
-    values.update(seed=int(record["seed"]), batch_size=1, batch_count=1, loras=tuple(loras), extra=())
+    values.update(seed=int(record["seed"]), batch_size=1, batch_count=1, loras=tuple(loras))
     if isinstance(values.get("outpaint"), list):
         values["outpaint"] = tuple(values["outpaint"])
-    for key in ("init_image", "mask"):
-        if not isinstance(values.get(key), str) or values[key].startswith("<"):
-            values.pop(key, None)  # "<N bytes>" placeholders of canvas images cannot come back
+    if record.get("mode") in IMAGE_MODES:
+        values["init_image"] = _input_image(record, "init_image", init_image)
+    if record.get("mode") == "inpaint":
+        values["mask"] = _input_image(record, "mask", mask)
     return ref, GenerationParams(**values)
 
 
-def record_to_job(record: dict[str, Any], exact_device: bool = False):
+def record_to_job(record: dict[str, Any], init_image: str | bytes | None = None, mask: str | bytes | None = None,
+                  exact_device: bool = False):
     """A DiffusionJob that regenerates the record's image (on its own device and dtype if `exact_device`)."""
     from aigc_desktop.core.jobs import DiffusionJob
 
-    ref, params = record_to_params(record)
+    ref, params = record_to_params(record, init_image, mask)
     device, dtype = ("auto", "auto")
     if exact_device:
         device = str(record.get("device") or "auto")
