@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from aigc_desktop.core.errors import UserError
 
@@ -241,3 +241,20 @@ def export_frames(frames: Iterable[Any], path: str | os.PathLike, fps: float = 3
         for frame in frames:
             writer.write(frame)
     return writer.path
+
+
+def grid_image(images: Sequence[Any], cols: int | None = None, gap: int = 0) -> Any:
+    """Lay same-sized PIL images out on a grid (square-ish when `cols` is None), row by row."""
+    import math
+
+    from PIL import Image
+
+    if not images:
+        raise ExportError("A grid needs at least one image")
+    cols = max(1, min(cols or math.ceil(math.sqrt(len(images))), len(images)))
+    rows = math.ceil(len(images) / cols)
+    w, h = images[0].size
+    canvas = Image.new(images[0].mode, (cols * w + (cols - 1) * gap, rows * h + (rows - 1) * gap))
+    for i, im in enumerate(images):
+        canvas.paste(im, ((i % cols) * (w + gap), (i // cols) * (h + gap)))
+    return canvas

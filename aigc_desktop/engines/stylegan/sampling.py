@@ -218,51 +218,16 @@ def walk_ws(G: Generator, keys: Sequence[Latent], frames_per_transition: int, sp
             yield lerp(key_ws[a], key_ws[b], ease(t, easing))
         return
     zs = [torch.from_numpy(z_from_seed(k.seed, G.z_dim)).to(device=device, dtype=torch.float32) for k in keys]
+    first = keys[0]
+    layers = mix_layer_indices(first.mix_layers, G) if first.mix_seed is not None else []
+    mixed = map_seed(G, first.mix_seed, first.truncation_psi, first.truncation_cutoff, first.class_idx,
+                     device) if layers else None
     for a, b, t in positions:
-        ka, kb = keys[a], keys[b]
         z = slerp(zs[a], zs[b], ease(t, easing))
-        c = class_vector(G, ka.class_idx, ka.seed)
+        c = class_vector(G, keys[a].class_idx, keys[a].seed)
         ws = G.mapping(z, None if c is None else c.to(device))
-        if ka.truncation_psi != 1:
-            ws = truncate(ws, G.mapping.w_avg, ka.truncation_psi, ka.truncation_cutoff)
+        if first.truncation_psi != 1:
+            ws = truncate(ws, G.mapping.w_avg, first.truncation_psi, first.truncation_cutoff)
+        if mixed is not None:
+            ws[:, layers] = mixed[:, layers]
         yield ws
-
-
-def grid_image(images: Sequence, cols: int | None = None, gap: int = 0):
-    """Lay PIL images out on a grid (square-ish when cols is None)."""
-    from PIL import Image
-
-    if not images:
-        raise InvalidParameter("A grid needs at least one image")
-    n = len(images)
-    cols = cols or math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    w, h = images[0].size
-    canvas = Image.new(images[0].mode, (cols * w + (cols - 1) * gap, rows * h + (rows - 1) * gap))
-    for i, im in enumerate(images):
-        canvas.paste(im, ((i % cols) * (w + gap), (i // cols) * (h + gap)))
-    return canvas
-
-
-def parse_seeds(text: str) -> list[int]:
-    """'1,2,5-8' -> [1, 2, 5, 6, 7, 8] (NVIDIA's notation)."""
-    seeds: list[int] = []
-    for part in str(text).replace(" ", "").split(","):
-        if not part:
-            continue
-        a, sep, b = part.partition("-")
-        try:
-            if sep and a:
-                lo, hi = int(a), int(b)
-                if hi < lo or hi - lo > 100000:
-                    raise ValueError
-                seeds.extend(range(lo, hi + 1))
-            else:
-                seeds.append(int(part))
-        except ValueError:
-            raise InvalidParameter(f"Seeds must look like 1,2,5-8; got '{text}'") from None
-    if not seeds:
-        raise InvalidParameter("No seeds given")
-    if any(s < 0 or s > 2**32 - 1 for s in seeds):
-        raise InvalidParameter("Seeds must be between 0 and 4294967295")
-    return seeds
