@@ -24,7 +24,6 @@ from aigc_desktop.core import catalog
 from aigc_desktop.core.errors import UserError
 from aigc_desktop.core.params import SCHEDULERS
 from aigc_desktop.engines.stylegan import cli as stylegan_cli
-from aigc_desktop.engines.stylegan import cli as stylegan_cli
 from aigc_desktop.training import commands as training_commands
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
@@ -85,7 +84,6 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--json", action="store_true")
     m.add_argument("--folder", action="append", default=[], help="scan this folder too (repeatable)")
     cli_info.add_parser(sub)  # info FILE [--json] [--hash]
-    stylegan_cli.add_parsers(sub)  # convert, walk, grid
     stylegan_cli.add_parsers(sub)  # convert, walk, grid
 
     training_commands.add_parsers(sub)  # dataset, train
@@ -242,8 +240,6 @@ JOB_BUILDERS["diffusers"] = diffusion_job
 JOB_BUILDERS["checkpoint"] = diffusion_job
 JOB_BUILDERS["stylegan"] = stylegan_cli.stylegan_job
 GENERATE_EXTENSIONS.append(stylegan_cli.add_generate_args)
-JOB_BUILDERS["stylegan"] = stylegan_cli.stylegan_job
-GENERATE_EXTENSIONS.append(stylegan_cli.add_generate_args)
 
 
 def _bar(step: int, total: int, width: int = 24) -> str:
@@ -331,9 +327,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "generate": cmd_generate,
     "models": cmd_models,
     "info": cli_info.cmd_info,
-    "convert": stylegan_cli.cmd_convert,
-    "walk": stylegan_cli.cmd_walk,
-    "grid": stylegan_cli.cmd_grid,
     "convert": stylegan_cli.cmd_convert,
     "walk": stylegan_cli.cmd_walk,
     "grid": stylegan_cli.cmd_grid,
