@@ -155,6 +155,8 @@ def identify_keys(keys: Iterable[str], shapes: dict[str, tuple[int, ...]] | None
         return Identification("embedding", family="sdxl" if "clip_g" in keyset else None)
     if has("mapping.") and has("synthesis."):
         return Identification("stylegan")
+    if has("style.") and has("to_rgb1.") and has("input.input"):  # a bare rosinality generator state dict
+        return Identification("stylegan", info={"format": "rosinality"})
     if (has("encoder.") and has("decoder.")) or has("first_stage_model.decoder."):
         if any(k.startswith(("encoder.down.", "first_stage_model.", "encoder.down_blocks.")) for k in keys):
             return Identification("vae")
