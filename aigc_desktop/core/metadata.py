@@ -382,6 +382,8 @@ def _pillow_text(path: Path) -> tuple[dict[str, str], tuple[int, int] | None, st
             info = dict(im.info)
             exif = im.getexif()
             exif_ifd = exif.get_ifd(0x8769)
+    except Image.DecompressionBombError:
+        raise UnreadableImage(f"{path.name} is too large to open safely") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise UnreadableImage(f"{path.name} is not an image this app can read ({type(exc).__name__})") from None
     chunks: dict[str, str] = {k: v for k, v in info.items() if isinstance(k, str) and isinstance(v, str)}

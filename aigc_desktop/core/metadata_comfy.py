@@ -166,24 +166,40 @@ class _Graph:
             return self.scalar(linked[0], name, depth + 1)
         return None
 
-    def setting(self, node: dict[str, Any], *names: str) -> Any:
-        """A sampler setting: on the node itself or on its noise / guider / sampler / sigmas nodes."""
+    def _places(self, node: dict[str, Any]) -> list[dict[str, Any]]:
+        """Where a sampler's settings are: its own inputs, then its noise / guider / sampler / sigmas nodes'."""
         inputs = self.inputs(node)
-        places = [inputs] + [self.inputs(hit[1]) for via in _VIA if (hit := self.target(inputs.get(via)))]
+        return [inputs] + [self.inputs(hit[1]) for via in _VIA if (hit := self.target(inputs.get(via)))]
+
+    def setting(self, node: dict[str, Any], *names: str) -> Any:
+        """A sampler setting's value (the first of `names` found)."""
         for name in names:
-            for place in places:
+            for place in self._places(node):
                 if name in place:
                     return self.scalar(place[name], name)
         return None
 
     def setting_link(self, node: dict[str, Any], *names: str) -> Any:
-        inputs = self.inputs(node)
-        places = [inputs] + [self.inputs(hit[1]) for via in _VIA if (hit := self.target(inputs.get(via)))]
+        """A sampler input that is a link (conditioning, model, latent)."""
         for name in names:
-            for place in places:
+            for place in self._places(node):
                 if _is_link(place.get(name)):
                     return place[name]
         return None
+
+    def chain(self, value: Any, keys: tuple[str, ...]):
+        """(id, node, class, inputs) along a chain of links: on from each node through the first of `keys`
+        that is a link, else through its only link (reroutes, one-input nodes); loops end at _MAX_DEPTH."""
+        for _ in range(_MAX_DEPTH):
+            hit = self.target(value)
+            if hit is None:
+                return
+            inputs = self.inputs(hit[1])
+            yield hit[0], hit[1], str(hit[1].get("class_type", "")), inputs
+            value = next((inputs[k] for k in keys if _is_link(inputs.get(k))), None)
+            if value is None:
+                linked = [v for v in inputs.values() if _is_link(v)]
+                value = linked[0] if len(linked) == 1 else None
 
     # -- samplers
     def is_sampler(self, node: dict[str, Any]) -> bool:
@@ -201,15 +217,7 @@ class _Graph:
     # -- latent (size, mode, earlier passes)
     def latent(self, value: Any) -> dict[str, Any]:
         info: dict[str, Any] = {"upstream": None, "upscaled": False, "mode": "txt2img"}
-        depth = 0
-        while depth < _MAX_DEPTH:
-            depth += 1
-            hit = self.target(value)
-            if hit is None:
-                break
-            node_id, node = hit
-            cls = str(node.get("class_type", ""))
-            inputs = self.inputs(node)
+        for node_id, node, cls, inputs in self.chain(value, ("samples", "latent", "latent_image", "destination")):
             if self.is_sampler(node):
                 info["upstream"] = node_id
                 break
@@ -225,12 +233,6 @@ class _Graph:
                 info["height"] = _int(self.scalar(inputs["height"], "height"))
                 info["batch"] = _int(self.scalar(inputs.get("batch_size"), "batch_size"))
                 break
-            nxt = next((inputs[k] for k in ("samples", "latent", "latent_image", "destination") if _is_link(inputs.get(k))),
-                       None)
-            if nxt is None:
-                linked = [v for v in inputs.values() if _is_link(v)]
-                nxt = linked[0] if len(linked) == 1 else None
-            value = nxt
         return info
 
     # -- prompts
@@ -281,15 +283,7 @@ class _Graph:
     def model(self, value: Any) -> tuple[str | None, list[LoraUse], list[str]]:
         loras: list[LoraUse] = []
         patches: list[str] = []
-        depth = 0
-        while depth < _MAX_DEPTH:
-            depth += 1
-            hit = self.target(value)
-            if hit is None:
-                break
-            _, node = hit
-            cls = str(node.get("class_type", ""))
-            inputs = self.inputs(node)
+        for _, node, cls, inputs in self.chain(value, ("model",)):
             for key in ("ckpt_name", "unet_name"):
                 name = self.scalar(inputs.get(key), key)
                 if isinstance(name, str) and name:
@@ -308,27 +302,14 @@ class _Graph:
                             loras.append(LoraUse(_file_stem(item["lora"]), _float(item.get("strength")) or 1.0))
                     if not stacked and cls not in _PASS_THROUGH and cls:
                         patches.append(f"model patch {cls}")
-            if _is_link(inputs.get("model")):
-                value = inputs["model"]
-            else:
-                linked = [v for v in inputs.values() if _is_link(v)]
-                value = linked[0] if len(linked) == 1 else None
         return None, loras[::-1], patches
 
     def clip_skip(self, conditioning: Any) -> int | None:
         """CLIPSetLastLayer on the text encoder of the positive prompt: stop_at_clip_layer -2 = clip skip 2."""
-        hit = self.target(conditioning)
-        depth = 0
-        while hit is not None and depth < _MAX_DEPTH:
-            depth += 1
-            inputs = self.inputs(hit[1])
+        for _, _, _, inputs in self.chain(conditioning, ("clip", "conditioning", "conditioning_1", "conditioning_to")):
             if "stop_at_clip_layer" in inputs:
                 layer = _int(self.scalar(inputs["stop_at_clip_layer"], "stop_at_clip_layer"))
                 return -layer if layer is not None and layer < 0 else None
-            nxt = inputs.get("clip")
-            if not _is_link(nxt):
-                nxt = next((v for k, v in inputs.items() if _is_link(v) and "cond" in k.lower()), None)
-            hit = self.target(nxt)
         return None
 
 
