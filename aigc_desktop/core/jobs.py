@@ -335,3 +335,70 @@ class StyleGANWalkJob(StyleGANJob):
         suffix = self.out.rsplit(".", 1)[-1].lower() if "." in self.out.rsplit("/", 1)[-1] else ""
         if suffix and suffix not in ("gif", "webp", "mp4"):
             raise InvalidParameter(f"Walks export as .gif, .webp, .mp4 or a folder of PNG frames, not .{suffix}")
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+TRAIN_MODELS = ("diffusion", "stylegan", "vae")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainJob(JobSpec):
+    """Train a model on a folder of images (+ .txt captions); the run folder `out` keeps checkpoints,
+    samples, the loss log and the exported model (out/model). `options` are trainer options as
+    (name, value) pairs (see `aigc-desktop train KIND --list-options`)."""
+
+    kind: ClassVar[str] = "train"
+    model: str  # diffusion | stylegan | vae
+    data: str
+    out: str
+    steps: int = 1000
+    resolution: int = 64
+    batch: int = 16
+    resume: bool = False
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def title(self) -> str:
+        from pathlib import Path
+
+        return f"train {self.model}: {Path(self.data).name or self.data}"
+
+    @property
+    def total_steps(self) -> int:
+        return max(1, int(self.steps))
+
+    def validate(self) -> None:
+        from pathlib import Path
+
+        from aigc_desktop.core.errors import InvalidParameter
+
+        if self.model not in TRAIN_MODELS:
+            raise InvalidParameter(f"Unknown model kind '{self.model}'; choose {', '.join(TRAIN_MODELS)}")
+        if not self.data or not Path(self.data).is_dir():
+            raise InvalidParameter(f"Data folder not found: {self.data or '(none)'}")
+        if not self.out:
+            raise InvalidParameter("Choose an output folder for the training run")
+        for name, value, low in (("Steps", self.steps, 1), ("Batch size", self.batch, 1),
+                                 ("Resolution", self.resolution, 8)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InvalidParameter(f"{name} must be a whole number >= {low}, got {value!r}")
+        if self.resolution & (self.resolution - 1):
+            raise InvalidParameter(f"Resolution must be a power of two, got {self.resolution}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainMetrics(JobEvent):
+    """A training job's losses, averaged since the previous report (the Train panel plots them)."""
+
+    step: int
+    total: int
+    losses: dict[str, float]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainSample(JobEvent):
+    """A training job's sample grid at a step (shown in the Train panel, not as a canvas preview)."""
+
+    step: int
+    image: Any  # PIL.Image.Image

@@ -26,6 +26,7 @@ ENGINES: dict[str, str] = {
     "fake": "aigc_desktop.engines.base:FakeEngine",
     "diffusion": "aigc_desktop.engines.diffusion.engine:DiffusionEngine",
     "stylegan": "aigc_desktop.engines.stylegan.engine:StyleGANEngine",
+    "train": "aigc_desktop.training.engine:TrainEngine",
 }
 
 
