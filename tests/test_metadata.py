@@ -194,6 +194,20 @@ def test_stylegan_and_fake_records(tmp_path):
     assert a1111_parameters(fake).split("\n")[1].startswith("Seed: 3, Size: 64x64, Steps: 5")
 
 
+def test_stylegan_engine_record_text():
+    """The StyleGAN engine's record shape: derived values and the default pose stay out of the text."""
+    rec = {"app": "aigc-desktop", "app_version": "0.1.0", "engine": "stylegan",
+           "model": {"name": "ffhq", "sha256": "ab" * 32, "path": "/m/ffhq.pkl", "kind": "stylegan"},
+           "seed": 42, "z": "np.random.RandomState(seed).randn(1, z_dim)", "truncation_psi": 0.7,
+           "truncation_cutoff": None, "noise_mode": "const", "class_idx": None, "mix_seed": 7, "mix_layers": "coarse",
+           "mix_layer_indices": [0, 1, 2, 3], "translate": [0.0, 0.0], "rotate": 0.0, "width": 256, "height": 256,
+           "device": "cpu", "dtype": "fp32"}
+    assert a1111_parameters(rec) == ("Seed: 42, Size: 256x256, Model hash: ababababab, Model: ffhq, Truncation psi: 0.7, "
+                                     "Noise mode: const, Style mixing seed: 7, Style mixing layers: coarse, "
+                                     "Engine: StyleGAN, Version: aigc-desktop 0.1.0")
+    assert "Rotate: 5" in a1111_parameters({**rec, "rotate": 5.0})
+
+
 def test_record_to_params_keeps_everything():
     rec = _record(mode="img2img", strength=0.4, init_image="/imgs/in.png", variation_seed=5,
                   variation_strength=0.25, clip_skip=2, base_seed=100, batch_index=3, seed=103,

@@ -46,12 +46,13 @@ A1111_SAMPLERS: dict[str, tuple[str, str]] = {
 }
 assert set(A1111_SAMPLERS) == set(SCHEDULERS)
 
-# Record keys that are bookkeeping, not settings (left out of the A1111 text of non-diffusion engines).
+# Record keys that are bookkeeping or derived, not settings (left out of other engines' A1111 text).
 _INTERNAL_KEYS = {"app", "app_version", "engine", "model", "device", "dtype", "base_seed", "batch_index",
-                  "width", "height", "seed", "prompt", "negative_prompt"}
+                  "width", "height", "seed", "prompt", "negative_prompt", "z", "mix_layer_indices"}
 # Display names of settings of other engines (StyleGAN); anything else is shown as "Key name".
 _LABELS = {"psi": "Truncation psi", "truncation_psi": "Truncation psi", "noise_mode": "Noise mode",
-           "mixing": "Style mixing", "style_mixing": "Style mixing", "steps": "Steps"}
+           "mixing": "Style mixing", "style_mixing": "Style mixing", "mix_seed": "Style mixing seed",
+           "mix_layers": "Style mixing layers", "class_idx": "Class", "steps": "Steps"}
 
 
 class UnreadableImage(UserError):
@@ -162,6 +163,8 @@ def _other_engine_pairs(record: dict[str, Any]) -> list[tuple[str, Any]]:
     for key, value in record.items():
         if key in _INTERNAL_KEYS or value is None or value == "" or value == []:
             continue
+        if key in ("rotate", "translate") and not any(value if isinstance(value, list) else [value]):
+            continue  # StyleGAN3's default pose
         label = _LABELS.get(key, key.replace("_", " ").capitalize())
         if isinstance(value, (dict, list, tuple)):
             value = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
