@@ -112,3 +112,19 @@ def test_info_of_a_model_folder(tmp_path, capsys, tiny_sd_path):
     code, out, _ = _run(capsys, tiny_sd_path, "--json")
     data = json.loads(out)
     assert code == 0 and data["kind"] == "diffusers" and data["family"] == "sd1"
+
+
+def test_generate_then_info_round_trip(tmp_path, capsys, tiny_sd_path):
+    """The CLI's own PNG: `info --json` gives back exactly what `generate` was asked for."""
+    out = tmp_path / "gen.png"
+    code = main(["generate", "--model", str(tiny_sd_path), "--prompt", "a 🦊, (fox:1.2)", "--negative", "blur",
+                 "--seed", "77", "--steps", "2", "--cfg", "4.5", "--width", "64", "--height", "64",
+                 "--scheduler", "dpmpp_2m_karras", "--out", str(out), "--quiet"])
+    capsys.readouterr()
+    assert code == 0 and out.is_file()
+    code, text, _ = _run(capsys, out, "--json")
+    data = json.loads(text)
+    assert (data["source"], data["prompt"], data["negative_prompt"], data["seed"], data["steps"]) == (
+        "aigc-desktop", "a 🦊, (fox:1.2)", "blur", 77, 2)
+    assert (data["cfg_scale"], data["width"], data["scheduler"], data["family"]) == (4.5, 64, "dpmpp_2m_karras", "sd1")
+    assert data["record"]["model"]["path"] == str(tiny_sd_path) and len(data["model_hash"]) == 64
