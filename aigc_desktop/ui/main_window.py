@@ -21,9 +21,11 @@ from aigc_desktop.ui.panels.history import HistoryPanel
 from aigc_desktop.ui.panels.prompt import PromptPanel
 from aigc_desktop.ui.panels.queue_dock import QueuePanel
 from aigc_desktop.ui.panels.settings_dialog import SettingsDialog
+from aigc_desktop.ui.panels.stylegan import StyleGANPanel
 from aigc_desktop.ui.viewmodels.document import CanvasImage, DocumentViewModel
 from aigc_desktop.ui.viewmodels.models import ModelsViewModel
 from aigc_desktop.ui.viewmodels.queue import QueueViewModel
+from aigc_desktop.ui.viewmodels.stylegan import StyleGANViewModel
 from aigc_desktop.ui.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,12 @@ class MainWindow(QMainWindow):
         self.gallery_dock = self._dock("Models", self.gallery, Qt.DockWidgetArea.RightDockWidgetArea)
         self.queue_dock = self._dock("Queue", self.queue_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self.history_dock = self._dock("History", self.history_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        # StyleGAN models get their own panel (tabbed with the prompt) and a live view with its own worker.
+        self.stylegan = StyleGANViewModel(self.engine_options(), parent=self)
+        self.stylegan_panel = StyleGANPanel(self.stylegan)
+        self.stylegan_dock = self._dock("StyleGAN", self.stylegan_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tabifyDockWidget(self.prompt_dock, self.stylegan_dock)
+        self.stylegan_dock.hide()
 
         # Status bar: message, progress, ETA, cancel
         self.status = QStatusBar()
@@ -87,6 +95,9 @@ class MainWindow(QMainWindow):
 
         # Wiring
         self.prompt_panel.generate_requested.connect(self.generate)
+        self.stylegan_panel.generate_requested.connect(self.generate)
+        self.stylegan_panel.job_requested.connect(self.submit_job)
+        self.stylegan.live_image.connect(self._on_live_image)
         self.gallery.add_folder_requested.connect(self.add_model_folder)
         self.models.selection_changed.connect(self._on_model_selected)
         self.queue.job_started.connect(self._on_started)
@@ -140,7 +151,7 @@ class MainWindow(QMainWindow):
         cancel.triggered.connect(self.cancel_running)
         gen_menu.addAction(cancel)
         view_menu = self.menuBar().addMenu("&View")
-        for dock in (self.prompt_dock, self.gallery_dock, self.queue_dock, self.history_dock):
+        for dock in (self.prompt_dock, self.stylegan_dock, self.gallery_dock, self.queue_dock, self.history_dock):
             view_menu.addAction(dock.toggleViewAction())
 
     # -- worker
@@ -168,6 +179,8 @@ class MainWindow(QMainWindow):
         info = self.models.selected
         if info is None:
             raise UserError("Pick a model in the Models panel first")
+        if info.kind == "stylegan":
+            return self.stylegan.build_job()
         if info.kind not in DIFFUSION_KINDS:
             detail = f": {info.note}" if info.note else ""
             raise UserError(f"{info.name} is a {info.label}, not a model that generates images{detail}")
@@ -189,6 +202,17 @@ class MainWindow(QMainWindow):
         if params is not None:
             self.prompt_panel.last_seed = params.seed
             self._sizes[job_id] = (params.width, params.height)
+        self.start_worker()
+        return job_id
+
+    @Slot(object)
+    def submit_job(self, spec: jobs.JobSpec) -> str | None:
+        """Queue a ready spec (StyleGAN seed grids and walks)."""
+        try:
+            job_id = self.queue.submit(spec)
+        except (UserError, ValueError) as exc:
+            self.status.showMessage(str(exc), 8000)
+            return None
         self.start_worker()
         return job_id
 
@@ -225,6 +249,11 @@ class MainWindow(QMainWindow):
     # -- job events
     @Slot(object)
     def _on_model_selected(self, info) -> None:
+        is_stylegan = info is not None and info.kind == "stylegan"
+        self.stylegan.set_model(info if is_stylegan else None)
+        self.stylegan_dock.setVisible(is_stylegan)
+        if is_stylegan:
+            self.stylegan_dock.raise_()
         if info is not None and info.kind in DIFFUSION_KINDS:
             self.prompt_panel.set_default_size(1024 if info.family == "sdxl" else 512)
 
@@ -241,6 +270,10 @@ class MainWindow(QMainWindow):
         self.progress.setMaximum(total)
         self.progress.setValue(step)
         self.eta_label.setText(f"{step}/{total} · {_fmt_seconds(elapsed)} · ETA {_fmt_seconds(eta)}")
+
+    @Slot(object)
+    def _on_live_image(self, image) -> None:
+        self.document.show_preview(image, image.width, image.height)
 
     @Slot(str, str)
     def _on_status(self, job_id: str, text: str) -> None:
@@ -286,6 +319,7 @@ class MainWindow(QMainWindow):
             self.settings.set("last_model", self.models.selected.path)
             self._save_settings()
         self.stop_worker()
+        self.stylegan.shutdown()
         self.models.join()
         super().closeEvent(event)
 

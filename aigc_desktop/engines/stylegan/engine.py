@@ -142,8 +142,7 @@ class StyleGANEngine:
                 writer.write(image)
                 if poster is None:
                     poster = image
-                reporter.advance()
-                emit(Preview(job_id=spec.id, step=reporter.step, image=image))
+                reporter.advance()  # no per-frame previews: the main window sizes previews for diffusion
         record = self.record(spec, model, spec.seeds[0], poster, force_fp32)
         record["walk"] = {"keyframes": list(spec.seeds), "frames_per_transition": spec.frames_per_transition,
                           "frames": writer.count, "space": spec.space, "loop": spec.loop, "easing": spec.easing,

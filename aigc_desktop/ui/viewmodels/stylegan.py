@@ -1,0 +1,185 @@
+"""StyleGAN panel state and the live view.
+
+The image follows the sliders: every change is a live request. Live renders run on their own queue and
+worker thread (the same runner and engine code as every job), so they never wait behind diffusion jobs,
+never reach history and are never saved. Requests coalesce in a latest-only slot: at most one live job is
+in flight; while it runs, each new request replaces the pending one, so only the newest pending request
+ever runs and the view never lags behind a backlog. "Generate" builds the same spec without `live` for
+the main queue: the result goes to canvas and history with its metadata, like any generation.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from aigc_desktop.core import jobs
+from aigc_desktop.core.errors import UserError
+from aigc_desktop.core.runner import EngineOptions
+from aigc_desktop.ui.viewmodels.queue import QueueViewModel
+from aigc_desktop.ui.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StyleGANParams:
+    """What the panel shows (seed -1 is never used: the panel always holds a concrete seed)."""
+
+    seed: int = 0
+    truncation_psi: float = 0.7
+    truncation_cutoff: int | None = None
+    noise_mode: str = "const"
+    class_idx: int | None = None
+    mix_enabled: bool = False
+    mix_seed: int = 1
+    mix_layers: str = "coarse"
+    translate: tuple[float, float] = (0.0, 0.0)
+    rotate: float = 0.0
+
+    def job_fields(self) -> dict[str, Any]:
+        mixing = self.mix_enabled and bool(self.mix_layers)
+        return {"truncation_psi": float(self.truncation_psi), "truncation_cutoff": self.truncation_cutoff,
+                "noise_mode": self.noise_mode, "class_idx": self.class_idx,
+                "mix_seed": int(self.mix_seed) if mixing else None, "mix_layers": self.mix_layers if mixing else None,
+                "translate": tuple(self.translate), "rotate": float(self.rotate)}
+
+
+class StyleGANViewModel(QObject):
+    params_changed = Signal(object)  # StyleGANParams
+    live_image = Signal(object)  # PIL image of the newest finished live render
+    live_message = Signal(str)  # "" when fine, else why the live view could not render
+    busy_changed = Signal(bool)
+
+    def __init__(self, options: EngineOptions | None = None, engines: dict | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.options = replace(options or EngineOptions(), outputs_dir="")  # live renders are never saved
+        self._engines = engines
+        self.model: jobs.ModelRef | None = None
+        self.params = StyleGANParams()
+        self.live_enabled = True
+        self.live_queue = QueueViewModel(parent=self)
+        self.live_queue.preview_changed.connect(self._on_preview)
+        self.live_queue.job_finished.connect(self._on_done)
+        self.live_queue.job_cancelled.connect(self._on_cancelled)
+        self.live_queue.job_failed.connect(self._on_failed)
+        self.worker: Worker | None = None
+        self._in_flight: str | None = None
+        self._pending: jobs.StyleGANJob | None = None
+        self.submitted: list[jobs.StyleGANJob] = []  # live jobs that actually ran (for the curious and tests)
+        self.last_live: jobs.StyleGANJob | None = None  # the spec of the image now shown
+
+    # -- state
+    def set_model(self, info) -> None:
+        """The selected catalog model (ModelInfo), or None when it is not a StyleGAN model."""
+        self.model = jobs.ModelRef(info.path, kind="stylegan") if info is not None else None
+        self._pending = None
+        if self.model is not None:
+            self.request_live()
+
+    def set_params(self, params: StyleGANParams) -> None:
+        if params == self.params:
+            return
+        self.params = params
+        self.params_changed.emit(params)
+        self.request_live()
+
+    def update(self, **changes: Any) -> None:
+        self.set_params(replace(self.params, **changes))
+
+    def set_live(self, enabled: bool) -> None:
+        self.live_enabled = bool(enabled)
+        if enabled:
+            self.request_live()
+
+    def build_job(self, seeds: tuple[int, ...] | None = None, live: bool = False) -> jobs.StyleGANJob:
+        if self.model is None:
+            raise UserError("Pick a StyleGAN model in the Models panel first")
+        spec = jobs.StyleGANJob(model=self.model, seeds=seeds or (int(self.params.seed),), live=live,
+                                **self.params.job_fields())
+        spec.validate()
+        return spec
+
+    def build_walk(self, keyframes: tuple[int, ...], frames: int, out: str, space: str = "w",
+                   loop: bool = False, fps: float = 30.0) -> jobs.StyleGANWalkJob:
+        if self.model is None:
+            raise UserError("Pick a StyleGAN model in the Models panel first")
+        spec = jobs.StyleGANWalkJob(model=self.model, seeds=tuple(keyframes), frames_per_transition=frames,
+                                    out=out, space=space, loop=loop, fps=fps, **self.params.job_fields())
+        spec.validate()
+        return spec
+
+    # -- live view: a latest-only slot
+    @property
+    def idle(self) -> bool:
+        return self._in_flight is None and self._pending is None
+
+    def request_live(self) -> None:
+        if not self.live_enabled or self.model is None:
+            return
+        try:
+            spec = self.build_job(live=True)
+        except UserError as exc:
+            self.live_message.emit(str(exc))
+            return
+        if self._in_flight is None:
+            self._submit(spec)
+        else:
+            self._pending = spec  # replaces any older pending request: it will never run
+
+    def _submit(self, spec: jobs.StyleGANJob) -> None:
+        self._pending = None
+        try:
+            self._in_flight = self.live_queue.submit(spec)
+        except (UserError, ValueError) as exc:
+            self.live_message.emit(str(exc))
+            return
+        self.submitted.append(spec)
+        self.busy_changed.emit(True)
+        self._start_worker()
+
+    def _start_worker(self) -> None:
+        if self.worker is None:
+            self.worker = Worker(self.live_queue.queue, self.options, engines=self._engines, preload=False)
+            self.worker.setObjectName("aigc-stylegan-live")
+            self.worker.start()
+
+    @Slot(str, object)
+    def _on_preview(self, job_id: str, image) -> None:
+        if job_id == self._in_flight:
+            self.last_live = next((s for s in reversed(self.submitted) if s.id == job_id), None)
+            self.live_image.emit(image)
+
+    @Slot(str)
+    def _on_cancelled(self, job_id: str) -> None:
+        self._on_done(job_id)
+
+    @Slot(str, object)
+    def _on_done(self, job_id: str, _event: Any = None) -> None:
+        if job_id != self._in_flight:
+            return
+        self._in_flight = None
+        self.live_queue.clear_done()
+        if self._pending is not None:
+            self._submit(self._pending)
+        else:
+            self.busy_changed.emit(False)
+
+    @Slot(str, str, str)
+    def _on_failed(self, job_id: str, message: str, _details: str) -> None:
+        if job_id == self._in_flight:
+            self.live_message.emit(message)
+        self._on_done(job_id)
+
+    def shutdown(self) -> None:
+        """Drop pending work and stop the live worker (window close, tests)."""
+        self._pending = None
+        if self.worker is not None:
+            self.live_queue.queue.cancel_all()
+            self.worker.stop()
+            self.worker = None
+        self._in_flight = None
