@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import struct
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -499,14 +498,14 @@ def read_record(path: str | os.PathLike) -> dict[str, Any] | None:
 # ------------------------------------------------------------------------------------------ our records
 
 
-def _int(value: Any) -> int | None:
+def to_int(value: Any) -> int | None:
     try:
         return None if value is None or isinstance(value, bool) else int(value)
     except (TypeError, ValueError):
         return None
 
 
-def _float(value: Any) -> float | None:
+def to_float(value: Any) -> float | None:
     try:
         return None if value is None or isinstance(value, bool) else float(value)
     except (TypeError, ValueError):
@@ -522,19 +521,21 @@ def metadata_from_record(record: dict[str, Any]) -> ImageMetadata:
         source="aigc-desktop", engine=engine, record=record,
         prompt=record.get("prompt") if isinstance(record.get("prompt"), str) else None,
         negative_prompt=record.get("negative_prompt") if isinstance(record.get("negative_prompt"), str) else None,
-        seed=_int(record.get("seed")), steps=_int(record.get("steps")), cfg_scale=_float(record.get("cfg_scale")),
-        width=_int(record.get("width")), height=_int(record.get("height")),
+        seed=to_int(record.get("seed")), steps=to_int(record.get("steps")), cfg_scale=to_float(record.get("cfg_scale")),
+        width=to_int(record.get("width")), height=to_int(record.get("height")),
         scheduler=scheduler, sampler=SCHEDULERS.get(scheduler) if scheduler else None,
         model_name=model.get("name"), model_hash=model.get("sha256"), family=model.get("family"),
         vae=Path(model["vae"]).name if model.get("vae") else None,
-        mode=record.get("mode"), strength=_float(record.get("strength")) if record.get("mode") in IMAGE_MODES else None,
-        variation_seed=_int(record.get("variation_seed")), variation_strength=_float(record.get("variation_strength")),
-        clip_skip=_int(record.get("clip_skip")),
+        mode=record.get("mode"),
+        strength=to_float(record.get("strength")) if record.get("mode") in IMAGE_MODES else None,
+        variation_seed=to_int(record.get("variation_seed")),
+        variation_strength=to_float(record.get("variation_strength")),
+        clip_skip=to_int(record.get("clip_skip")),
     )
     for lora in record.get("loras") or []:
         if isinstance(lora, dict):
             name = str(lora.get("name") or Path(str(lora.get("path", "lora"))).stem)
-            meta.loras.append(LoraUse(name, _float(lora.get("weight")), lora.get("sha256"), lora.get("path")))
+            meta.loras.append(LoraUse(name, to_float(lora.get("weight")), lora.get("sha256"), lora.get("path")))
     if record.get("scheduler") and scheduler is None:
         meta.note(f"sampler '{record['scheduler']}'")
     if engine != "diffusion":
@@ -646,7 +647,8 @@ def describe(meta: ImageMetadata) -> list[str]:
         mapped = f" -> {meta.scheduler}" if meta.scheduler else " (no equivalent here)"
         lines.append(f"Sampler:    {meta.sampler or meta.scheduler}{mapped}")
     if meta.mode and meta.mode != "txt2img":
-        lines.append(f"Mode:       {meta.mode}" + (f", strength {_num(meta.strength)}" if meta.strength is not None else ""))
+        strength = f", strength {_num(meta.strength)}" if meta.strength is not None else ""
+        lines.append(f"Mode:       {meta.mode}{strength}")
     if meta.variation_seed is not None and meta.variation_strength:
         lines.append(f"Variation:  seed {meta.variation_seed}, strength {_num(meta.variation_strength)}")
     if meta.clip_skip and meta.clip_skip > 1:
@@ -667,12 +669,16 @@ def describe(meta: ImageMetadata) -> list[str]:
     return lines
 
 
-_LORA_TAG = re.compile(r"<lora:([^:>]+)(?::([^:>]*))?[^>]*>")
-
-
 def loras_in_prompt(prompt: str) -> list[LoraUse]:
     """`<lora:name:weight>` tags of an A1111-syntax prompt (for display; the prompt keeps them)."""
+    from aigc_desktop.core.prompt_syntax import PromptSyntaxError, extract_networks, lora_weights
+
     out = []
-    for m in _LORA_TAG.finditer(prompt or ""):
-        out.append(LoraUse(m.group(1).strip(), _float(m.group(2)) if m.group(2) else 1.0))
+    for net in extract_networks(prompt or "")[1]:
+        if net.kind in ("lora", "lyco"):
+            try:
+                weight: float | None = lora_weights(net)[1]
+            except PromptSyntaxError:
+                weight = None
+            out.append(LoraUse(net.name, weight))
     return out

@@ -18,7 +18,7 @@ import json
 from pathlib import PurePosixPath
 from typing import Any
 
-from aigc_desktop.core.metadata import ImageMetadata, LoraUse, _float, _int
+from aigc_desktop.core.metadata import ImageMetadata, LoraUse, to_float, to_int
 from aigc_desktop.core.metadata_readers import comfy_scheduler
 
 _MAX_DEPTH = 64
@@ -229,9 +229,9 @@ class _Graph:
             elif "NoiseMask" in cls:
                 info["mode"] = "inpaint"
             elif "width" in inputs and "height" in inputs and "width" not in info:
-                info["width"] = _int(self.scalar(inputs["width"], "width"))
-                info["height"] = _int(self.scalar(inputs["height"], "height"))
-                info["batch"] = _int(self.scalar(inputs.get("batch_size"), "batch_size"))
+                info["width"] = to_int(self.scalar(inputs["width"], "width"))
+                info["height"] = to_int(self.scalar(inputs["height"], "height"))
+                info["batch"] = to_int(self.scalar(inputs.get("batch_size"), "batch_size"))
                 break
         return info
 
@@ -292,14 +292,15 @@ class _Graph:
                     return name, loras[::-1], patches
             if not node.get("bypassed"):
                 if "lora_name" in inputs:
-                    weight = _float(self.scalar(inputs.get("strength_model", inputs.get("strength")), "strength_model"))
+                    strength = inputs.get("strength_model", inputs.get("strength"))
+                    weight = to_float(self.scalar(strength, "strength_model"))
                     loras.append(LoraUse(_file_stem(self.scalar(inputs["lora_name"], "lora_name")),
                                          1.0 if weight is None else weight))
                 else:
                     stacked = [v for v in inputs.values() if isinstance(v, dict) and v.get("lora")]
                     for item in stacked:  # rgthree's Power Lora Loader: {"on", "lora", "strength"}
                         if item.get("on", True):
-                            loras.append(LoraUse(_file_stem(item["lora"]), _float(item.get("strength")) or 1.0))
+                            loras.append(LoraUse(_file_stem(item["lora"]), to_float(item.get("strength")) or 1.0))
                     if not stacked and cls not in _PASS_THROUGH and cls:
                         patches.append(f"model patch {cls}")
         return None, loras[::-1], patches
@@ -308,7 +309,7 @@ class _Graph:
         """CLIPSetLastLayer on the text encoder of the positive prompt: stop_at_clip_layer -2 = clip skip 2."""
         for _, _, _, inputs in self.chain(conditioning, ("clip", "conditioning", "conditioning_1", "conditioning_to")):
             if "stop_at_clip_layer" in inputs:
-                layer = _int(self.scalar(inputs["stop_at_clip_layer"], "stop_at_clip_layer"))
+                layer = to_int(self.scalar(inputs["stop_at_clip_layer"], "stop_at_clip_layer"))
                 return -layer if layer is not None and layer < 0 else None
         return None
 
@@ -347,9 +348,9 @@ def parse_comfyui(prompt_text: str | None, workflow_text: str | None) -> ImageMe
 
 
 def _fill_from_sampler(graph: _Graph, meta: ImageMetadata, node: dict[str, Any], latent: dict[str, Any]) -> None:
-    meta.seed = _int(graph.setting(node, "seed", "noise_seed"))
-    meta.steps = _int(graph.setting(node, "steps"))
-    meta.cfg_scale = _float(graph.setting(node, "cfg"))
+    meta.seed = to_int(graph.setting(node, "seed", "noise_seed"))
+    meta.steps = to_int(graph.setting(node, "steps"))
+    meta.cfg_scale = to_float(graph.setting(node, "cfg"))
     sampler_name = graph.setting(node, "sampler_name")
     scheduler = graph.setting(node, "scheduler")
     if isinstance(sampler_name, str):
@@ -371,7 +372,7 @@ def _fill_from_sampler(graph: _Graph, meta: ImageMetadata, node: dict[str, Any],
         meta.note(patch)
     meta.width, meta.height = latent.get("width"), latent.get("height")
     meta.mode = latent["mode"]
-    denoise = _float(graph.setting(node, "denoise"))
+    denoise = to_float(graph.setting(node, "denoise"))
     if meta.mode != "txt2img":
         meta.strength = 1.0 if denoise is None else denoise
         meta.note("init image (not stored in the image)")
@@ -380,7 +381,7 @@ def _fill_from_sampler(graph: _Graph, meta: ImageMetadata, node: dict[str, Any],
     if latent.get("batch") and latent["batch"] > 1:
         meta.extra["Batch size"] = latent["batch"]
     inputs = graph.inputs(node)
-    start, end = _int(graph.scalar(inputs.get("start_at_step"), "start_at_step")), _int(
+    start, end = to_int(graph.scalar(inputs.get("start_at_step"), "start_at_step")), to_int(
         graph.scalar(inputs.get("end_at_step"), "end_at_step"))
     if meta.steps and ((start or 0) > 0 or (end is not None and end < meta.steps)):
         meta.note(f"partial sampling, steps {start or 0}-{min(end or meta.steps, meta.steps)} of {meta.steps}")

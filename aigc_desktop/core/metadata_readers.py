@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from aigc_desktop.core.metadata import ImageMetadata, LoraUse, _float, _int, loras_in_prompt
+from aigc_desktop.core.metadata import ImageMetadata, LoraUse, loras_in_prompt, to_float, to_int
 from aigc_desktop.core.params import SCHEDULERS
 
 # ------------------------------------------------------------------------------------------ samplers
@@ -162,9 +162,10 @@ def parse_a1111(text: str) -> ImageMetadata | None:
         meta.note("settings line (only the prompt was found)")
         return meta
     meta = ImageMetadata(source="A1111", prompt=prompt, negative_prompt=negative,
-                         seed=_int(s.get("Seed")), steps=_int(s.get("Steps")), cfg_scale=_float(s.get("CFG scale")),
+                         seed=to_int(s.get("Seed")), steps=to_int(s.get("Steps")),
+                         cfg_scale=to_float(s.get("CFG scale")),
                          model_name=s.get("Model") or None, model_hash=s.get("Model hash") or None,
-                         clip_skip=_int(s.get("Clip skip")), vae=s.get("VAE") or None)
+                         clip_skip=to_int(s.get("Clip skip")), vae=s.get("VAE") or None)
     if s.get("Version", "").startswith("aigc-desktop"):
         meta.source = "aigc-desktop (A1111 text)"
     size = _SIZE.match(s.get("Size", ""))
@@ -174,13 +175,13 @@ def parse_a1111(text: str) -> ImageMetadata | None:
         meta.sampler = s["Sampler"] + (f" / {s['Schedule type']}" if s.get("Schedule type") else "")
         meta.scheduler, note = a1111_scheduler(s["Sampler"], s.get("Schedule type"))
         meta.note(note or "")
-    if "Variation seed" in s and _float(s.get("Variation seed strength")):
-        meta.variation_seed = _int(s["Variation seed"])
-        meta.variation_strength = _float(s.get("Variation seed strength"))
+    if "Variation seed" in s and to_float(s.get("Variation seed strength")):
+        meta.variation_seed = to_int(s["Variation seed"])
+        meta.variation_strength = to_float(s.get("Variation seed strength"))
     hires = any(k.startswith("Hires") for k in s)
     if "Denoising strength" in s and not hires:  # txt2img writes it only for the hires pass
         meta.mode = "inpaint" if ("Mask blur" in s or "Inpaint area" in s) else "img2img"
-        meta.strength = _float(s["Denoising strength"])
+        meta.strength = to_float(s["Denoising strength"])
         meta.note("init image (not stored in the image)")
     hashes = _hash_list(s.get("Lora hashes", ""))
     extra_hashes = _json_dict(s.get("Hashes", ""))  # Civitai's "Hashes: {...}"
@@ -227,8 +228,8 @@ def parse_fooocus(text: str) -> ImageMetadata | None:
     if not data or "prompt" not in data:
         return None
     meta = ImageMetadata(source="Fooocus", prompt=str(data.get("prompt") or ""),
-                         negative_prompt=str(data.get("negative_prompt") or ""), seed=_int(data.get("seed")),
-                         steps=_int(data.get("steps")), cfg_scale=_float(data.get("guidance_scale")),
+                         negative_prompt=str(data.get("negative_prompt") or ""), seed=to_int(data.get("seed")),
+                         steps=to_int(data.get("steps")), cfg_scale=to_float(data.get("guidance_scale")),
                          model_name=data.get("base_model"), model_hash=data.get("base_model_hash"))
     size = re.match(r"\(?\s*(\d+)\s*,\s*(\d+)", str(data.get("resolution", "")))
     if size:
@@ -239,7 +240,7 @@ def parse_fooocus(text: str) -> ImageMetadata | None:
         meta.note(note or "")
     for item in data.get("loras") or []:
         if isinstance(item, (list, tuple)) and item:
-            meta.loras.append(LoraUse(Path(str(item[0])).stem, _float(item[1]) if len(item) > 1 else None,
+            meta.loras.append(LoraUse(Path(str(item[0])).stem, to_float(item[1]) if len(item) > 1 else None,
                                       str(item[2]) if len(item) > 2 else None))
     if data.get("refiner_model") not in (None, "", "None"):
         meta.note(f"refiner {data['refiner_model']}")
@@ -278,9 +279,9 @@ def parse_invokeai(text: str) -> ImageMetadata | None:
     if not data:
         return None
     meta = ImageMetadata(source="InvokeAI", prompt=data.get("positive_prompt"),
-                         negative_prompt=data.get("negative_prompt"), seed=_int(data.get("seed")),
-                         steps=_int(data.get("steps")), cfg_scale=_float(data.get("cfg_scale")),
-                         width=_int(data.get("width")), height=_int(data.get("height")))
+                         negative_prompt=data.get("negative_prompt"), seed=to_int(data.get("seed")),
+                         steps=to_int(data.get("steps")), cfg_scale=to_float(data.get("cfg_scale")),
+                         width=to_int(data.get("width")), height=to_int(data.get("height")))
     name, model_hash, base = _invoke_model(data.get("model"))
     meta.model_name, meta.model_hash = name, model_hash
     if base:
@@ -296,16 +297,16 @@ def parse_invokeai(text: str) -> ImageMetadata | None:
         if mode.endswith(ours):
             meta.mode = ours
     if meta.mode in ("img2img", "inpaint", "outpaint"):
-        meta.strength = _float(data.get("strength") if data.get("strength") is not None
+        meta.strength = to_float(data.get("strength") if data.get("strength") is not None
                                else data.get("denoising_strength"))
         meta.note("init image (not stored in the image)")
-    if _int(data.get("clip_skip")):  # InvokeAI counts skipped layers: 0 = none = A1111's 1
-        meta.clip_skip = _int(data["clip_skip"]) + 1
+    if to_int(data.get("clip_skip")):  # InvokeAI counts skipped layers: 0 = none = A1111's 1
+        meta.clip_skip = to_int(data["clip_skip"]) + 1
     for item in data.get("loras") or []:
         if isinstance(item, dict):
             lname, lhash, _ = _invoke_model(item.get("model") or item.get("lora"))
             if lname:
-                meta.loras.append(LoraUse(lname, _float(item.get("weight")), lhash))
+                meta.loras.append(LoraUse(lname, to_float(item.get("weight")), lhash))
     vae_name, _, _ = _invoke_model(data.get("vae"))
     meta.vae = vae_name
     _note_invoke_extras(meta, data)
@@ -321,7 +322,7 @@ def _note_invoke_extras(meta: ImageMetadata, data: dict[str, Any]) -> None:
                        ("regions", "regional prompts")):
         if data.get(key):
             meta.note(label)
-    if _float(data.get("cfg_rescale_multiplier")):
+    if to_float(data.get("cfg_rescale_multiplier")):
         meta.note(f"CFG rescale {data['cfg_rescale_multiplier']}")
     if data.get("seamless_x") or data.get("seamless_y"):
         meta.note("seamless tiling")
@@ -350,13 +351,13 @@ def parse_invokeai_legacy(chunks: dict[str, str]) -> ImageMetadata | None:
                 prompt = " ".join(str(p.get("prompt", "")) for p in prompt if isinstance(p, dict))
             positive, negative = _split_bracket_negative(str(prompt or ""))
             meta = ImageMetadata(source="InvokeAI", prompt=positive, negative_prompt=negative,
-                                 seed=_int(image.get("seed")), steps=_int(image.get("steps")),
-                                 cfg_scale=_float(image.get("cfg_scale")), width=_int(image.get("width")),
-                                 height=_int(image.get("height")), model_name=data.get("model_weights"),
+                                 seed=to_int(image.get("seed")), steps=to_int(image.get("steps")),
+                                 cfg_scale=to_float(image.get("cfg_scale")), width=to_int(image.get("width")),
+                                 height=to_int(image.get("height")), model_name=data.get("model_weights"),
                                  model_hash=data.get("model_hash"))
             _legacy_sampler(meta, image.get("sampler"))
             if image.get("type") == "img2img":
-                meta.mode, meta.strength = "img2img", _float(image.get("strength"))
+                meta.mode, meta.strength = "img2img", to_float(image.get("strength"))
             if image.get("hires_fix"):
                 meta.note("hires fix")
             if image.get("variations"):
@@ -369,8 +370,9 @@ def parse_invokeai_legacy(chunks: dict[str, str]) -> ImageMetadata | None:
             positive, negative = _split_bracket_negative(m.group(1))
             args = dict(re.findall(r"-(\w)\s*([^\s-][^\s]*)", m.group(2)))
             meta = ImageMetadata(source="InvokeAI", prompt=positive, negative_prompt=negative,
-                                 seed=_int(args.get("S")), steps=_int(args.get("s")), cfg_scale=_float(args.get("C")),
-                                 width=_int(args.get("W")), height=_int(args.get("H")))
+                                 seed=to_int(args.get("S")), steps=to_int(args.get("s")),
+                                 cfg_scale=to_float(args.get("C")),
+                                 width=to_int(args.get("W")), height=to_int(args.get("H")))
             _legacy_sampler(meta, args.get("A"))
             return meta
     return None
@@ -393,9 +395,9 @@ def parse_novelai(chunks: dict[str, str]) -> ImageMetadata | None:
     if not data:
         return None
     meta = ImageMetadata(source="NovelAI", prompt=chunks.get("Description") or data.get("prompt"),
-                         negative_prompt=data.get("uc"), seed=_int(data.get("seed")), steps=_int(data.get("steps")),
-                         cfg_scale=_float(data.get("scale")), width=_int(data.get("width")),
-                         height=_int(data.get("height")))
+                         negative_prompt=data.get("uc"), seed=to_int(data.get("seed")), steps=to_int(data.get("steps")),
+                         cfg_scale=to_float(data.get("scale")), width=to_int(data.get("width")),
+                         height=to_int(data.get("height")))
     if data.get("sampler"):
         schedule = data.get("noise_schedule")
         meta.sampler = f"{data['sampler']} / {schedule}" if schedule else str(data["sampler"])
@@ -404,11 +406,11 @@ def parse_novelai(chunks: dict[str, str]) -> ImageMetadata | None:
     if chunks.get("Source"):
         meta.model_name = chunks["Source"]
         meta.note(f"model {chunks['Source']} (NovelAI's models run only on NovelAI)")
-    if _float(data.get("strength")) is not None and data.get("request_type") == "Img2ImgRequest":
-        meta.mode, meta.strength = "img2img", _float(data["strength"])
+    if to_float(data.get("strength")) is not None and data.get("request_type") == "Img2ImgRequest":
+        meta.mode, meta.strength = "img2img", to_float(data["strength"])
     if data.get("sm") or data.get("sm_dyn"):
         meta.note("SMEA")
-    if _float(data.get("cfg_rescale")):
+    if to_float(data.get("cfg_rescale")):
         meta.note(f"CFG rescale {data['cfg_rescale']}")
     meta.note("NovelAI prompt weights ({word} / [word]) differ from A1111's")
     return meta
