@@ -72,14 +72,15 @@ def find_lora(name: str, search_dirs: Iterable[str | Path]) -> Path:
 
 
 def merge_uses(uses: Iterable[LoraUse]) -> list[LoraUse]:
-    """One entry per file: the same LoRA named twice adds up its weights (LoRA deltas are linear)."""
-    merged: dict[Path, LoraUse] = {}
+    """One entry per file and source: the same LoRA named twice adds up its weights (LoRA deltas are
+    linear). A file given both in the prompt and in the job's list stays two entries, so a record keeps
+    apart what the prompt text brings back and what the job list does."""
+    merged: dict[tuple[Path, str], LoraUse] = {}
     for use in uses:
-        key = use.path.resolve()
+        key = (use.path.resolve(), use.source)
         if key in merged:
             prev = merged[key]
-            use = LoraUse(prev.path, prev.te_weight + use.te_weight, prev.unet_weight + use.unet_weight,
-                          prev.source if prev.source == use.source else "params+prompt")
+            use = LoraUse(prev.path, prev.te_weight + use.te_weight, prev.unet_weight + use.unet_weight, use.source)
         merged[key] = use
     return list(merged.values())
 
@@ -149,11 +150,13 @@ def check_fits(state: dict[str, Any], name: str, pipe: Any, family: str) -> None
 
 
 def _prepared_state(state: dict[str, Any], pipe: Any) -> dict[str, Any]:
-    # kohya's SDXL files (and some SD 1.x LyCORIS files) spell U-Net blocks the SGM way; diffusers only
-    # remaps them on its SDXL pipeline, so map them here for every family.
-    if state and all(k.startswith(("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")) for k in state):
-        from diffusers.loaders.lora_conversion_utils import _maybe_map_sgm_blocks_to_diffusers
+    # kohya's SDXL files (and some SD 1.x LyCORIS files) spell U-Net blocks the SGM way. diffusers' SDXL
+    # pipeline remaps them itself (the remap cannot run twice); its SD 1.x/2.x pipeline does not, so map here.
+    from diffusers.loaders import StableDiffusionXLLoraLoaderMixin
+    from diffusers.loaders.lora_conversion_utils import _maybe_map_sgm_blocks_to_diffusers
 
+    kohya = state and all(k.startswith(("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")) for k in state)
+    if kohya and not isinstance(pipe, StableDiffusionXLLoraLoaderMixin):
         state = _maybe_map_sgm_blocks_to_diffusers(dict(state), pipe.unet.config)
     return state
 
