@@ -125,8 +125,24 @@ def diffusion_job(args: argparse.Namespace, info: catalog.ModelInfo):
         batch_size=args.batch, batch_count=args.batch_count,
         loras=tuple(getattr(args, "lora", None) or ()), extra=_embedding_extra(args),
     ).with_seed_resolved()
-    ref = ModelRef(info.path, kind=info.kind, family=getattr(args, "family", None) or info.family)
+    vae = getattr(args, "vae", None)
+    if vae and not Path(vae).expanduser().is_file():
+        raise CliError(f"VAE file not found: {vae}")
+    ref = ModelRef(info.path, kind=info.kind, family=getattr(args, "family", None) or info.family,
+                   vae=str(Path(vae).expanduser()) if vae else None,
+                   prediction_type=getattr(args, "prediction_type", None))
     return DiffusionJob(model=ref, params=params, device=args.device, dtype=args.dtype)
+
+
+def _model_loading_args(g: argparse.ArgumentParser) -> None:
+    g.add_argument("--family", choices=("sd1", "sd2", "sdxl"), default=None,
+                   help="model family, when detection fails or is wrong (default: detected)")
+    g.add_argument("--vae", metavar="FILE", default=None, help="use this VAE file instead of the model's own")
+    g.add_argument("--prediction-type", choices=("epsilon", "v_prediction"), default=None,
+                   help="what the model predicts (default: detected; SD 2.x 768 models are v_prediction)")
+
+
+GENERATE_EXTENSIONS.append(_model_loading_args)
 
 
 def _add_mode_args(g: argparse.ArgumentParser) -> None:
