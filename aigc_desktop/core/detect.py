@@ -211,10 +211,7 @@ def identify_folder(path: Path) -> Identification:
         if not isinstance(data, dict):
             return Identification("unknown", note="model_index.json is not a pipeline description")
         cls = str(data.get("_class_name", ""))
-        try:
-            unet = json.loads((path / "unet" / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            unet = {}
+        unet, text = _read_config(path / "unet" / "config.json"), _read_config(path / "text_encoder" / "config.json")
         info = {"pipeline": cls}
         variant = "inpaint" if unet.get("in_channels") == 9 else None
         if "XL" in cls or unet.get("addition_embed_type") == "text_time":
@@ -222,13 +219,23 @@ def identify_folder(path: Path) -> Identification:
             if not data.get("text_encoder") or data.get("text_encoder") == [None, None]:
                 variant = "refiner"
         else:
-            # A StableDiffusion* pipeline: SD 2.x by its 1024-wide cross-attention, else SD 1.x.
-            family = "sd2" if unet.get("cross_attention_dim") == 1024 else "sd1"
+            # A StableDiffusion* pipeline: SD 2.x by its 1024-wide cross-attention or its OpenCLIP text
+            # encoder (gelu where OpenAI's CLIP uses quick_gelu), else SD 1.x.
+            sd2 = unet.get("cross_attention_dim") == 1024 or text.get("hidden_act") == "gelu"
+            family = "sd2" if sd2 else "sd1"
         return Identification("diffusers", family=family, variant=variant, info=info)
     for name, kind in (("stylegan.json", "stylegan"), ("vae_morph.json", "vae_morph")):
         if (path / name).is_file():
             return Identification(kind)
     return Identification("unknown", note="folder has no model_index.json")
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def identify(path: str | Path) -> Identification:

@@ -19,6 +19,7 @@ import logging
 import pickle
 import re
 import time
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
@@ -167,36 +168,52 @@ def safe_torch_load(path: Path) -> Any:
     allowed = _numpy_globals()
     known = {name for _obj, name in allowed}
     is_zip = zipfile.is_zipfile(path)
-    if is_zip:
-        try:
-            names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-        except Exception as exc:  # noqa: BLE001
-            raise ModelLoadError(f"{path.name} is not a readable PyTorch checkpoint ({first_line(exc)})") from None
-        refused = []
-        for name in names:
-            if name.startswith(_INERT_MODULES):
-                allowed.append((_inert_class(name), name))
-            elif name not in known:
-                refused.append(name)
-        if refused:
-            raise ModelLoadError(_refused(path, refused))
+    with open(path, "rb") as fh:
+        if not is_zip and fh.read(4) == b"PK\x03\x04":
+            raise ModelLoadError(f"{path.name} is truncated or damaged (an incomplete zip archive)")
     try:
-        with torch.serialization.safe_globals(allowed):
-            try:
-                return torch.load(str(path), map_location="cpu", weights_only=True, mmap=is_zip)
-            except RuntimeError as exc:
-                if "mmap" not in str(exc):
-                    raise
-                return torch.load(str(path), map_location="cpu", weights_only=True)
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path)) if is_zip else _pickle_globals(path)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"{path.name} is not a readable PyTorch checkpoint ({first_line(exc)})") from None
+    refused = []
+    for name in names:
+        if name.startswith(_INERT_MODULES):
+            allowed.append((_inert_class(name), name))
+        elif name not in known:
+            refused.append(name)
+    if refused:
+        raise ModelLoadError(_refused(path, refused))
+    try:
+        with torch.serialization.safe_globals(allowed), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "pickle protocol 4 ..." notes from the weights-only unpickler
+            return torch.load(str(path), map_location="cpu", weights_only=True, mmap=is_zip)
     except pickle.UnpicklingError as exc:
         names = re.findall(r"GLOBAL ([\w.]+)", str(exc))
         if names:
             raise ModelLoadError(_refused(path, names)) from None
         raise ModelLoadError(f"{path.name} was refused: {_weights_only_reason(exc)}") from None
-    except ModelLoadError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - truncated zip, bad pickle opcode, ...
+    except Exception as exc:  # noqa: BLE001 - truncated data, bad opcode, ...
         raise ModelLoadError(f"{path.name} is damaged or not a PyTorch checkpoint ({first_line(exc)})") from None
+
+
+def _pickle_globals(path: Path) -> list[str]:
+    """The globals a bare pickle names (GLOBAL, and STACK_GLOBAL with the two strings pushed before it),
+    read with pickletools, which never executes anything."""
+    import pickletools
+
+    names: list[str] = []
+    recent: list[str] = []
+    with open(path, "rb") as fh:
+        for op, arg, _pos in pickletools.genops(fh):
+            if op.name == "GLOBAL":
+                names.append(str(arg).replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(recent) >= 2:
+                names.append(f"{recent[-2]}.{recent[-1]}")
+            elif isinstance(arg, str) and "UNICODE" in op.name:
+                recent = (recent + [arg])[-2:]
+    # torch's own rebuild functions are what the weights-only unpickler allows anyway.
+    return [n for n in names if not n.startswith(("torch.", "collections.OrderedDict", "builtins.set",
+                                                  "builtins.frozenset", "_codecs.encode"))]
 
 
 def _refused(path: Path, names: list[str]) -> str:
