@@ -65,10 +65,15 @@ def arrays(images):
     return [np.asarray(im, dtype=np.int16) for im in images]
 
 
+_bases: dict[str, diffusers.StableDiffusionPipeline] = {}
+
+
 def reference(path, cls_name):
     """diffusers' own pipeline of the given class on the same folder, with Euler a from the model's config."""
-    base = diffusers.StableDiffusionPipeline.from_pretrained(str(path), safety_checker=None,
-                                                             requires_safety_checker=False, local_files_only=True)
+    if str(path) not in _bases:
+        _bases[str(path)] = diffusers.StableDiffusionPipeline.from_pretrained(
+            str(path), safety_checker=None, requires_safety_checker=False, local_files_only=True)
+    base = _bases[str(path)]
     pipe = getattr(diffusers, cls_name)(**base.components, requires_safety_checker=False)
     pipe.scheduler = diffusers.EulerAncestralDiscreteScheduler.from_config(base.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
