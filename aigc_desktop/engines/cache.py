@@ -8,6 +8,8 @@ from typing import Any, Callable, Hashable
 
 import torch
 
+from aigc_desktop.core.errors import is_out_of_memory
+
 
 def module_bytes(obj: Any) -> int:
     """Bytes held by the parameters and buffers of a module or of a pipeline's modules."""
@@ -45,6 +47,15 @@ def default_budget_bytes(device: torch.device) -> int:
     return max(4 << 30, ram // 4)
 
 
+def _release_memory() -> None:
+    """Give an evicted model's memory back: pipelines hold reference cycles, and CUDA keeps freed blocks."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 class ModelCache:
     def __init__(self, budget_bytes: int, sizer: Callable[[Any], int] = module_bytes) -> None:
         self.budget = int(budget_bytes)
@@ -61,12 +72,22 @@ class ModelCache:
             self._items.move_to_end(key)
             return hit[0]
 
-    def get_or_load(self, key: Hashable, loader: Callable[[], Any]) -> Any:
+    def get_or_load(self, key: Hashable, loader: Callable[[], Any], estimate: int = 0) -> Any:
+        """The cached value, or `loader()`'s, cached. With an `estimate` of the new value's bytes, older
+        entries make room before loading; when loading runs out of memory with other models resident,
+        they are all dropped and the load is tried once more."""
         hit = self.get(key)
         if hit is not None:
             return hit
-        # Make room first using the size of what is already known, then load, then trim.
-        value = loader()
+        if estimate:
+            self.make_room(estimate)
+        try:
+            value = loader()
+        except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried
+            if not is_out_of_memory(exc) or not self._items:
+                raise
+            self.clear()
+            value = loader()
         self.put(key, value)
         return value
 
@@ -84,14 +105,19 @@ class ModelCache:
                 break
             del self._items[oldest]
             self.evictions.append(oldest)
+            _release_memory()
 
     def make_room(self, needed: int) -> None:
         """Evict least-recently-used entries until `needed` more bytes fit the budget."""
         with self._lock:
+            evicted = False
             while self._items and self.used_bytes() + needed > self.budget:
                 oldest = next(iter(self._items))
                 del self._items[oldest]
                 self.evictions.append(oldest)
+                evicted = True
+        if evicted:
+            _release_memory()
 
     def used_bytes(self) -> int:
         return sum(size for _v, size in self._items.values())
@@ -103,6 +129,7 @@ class ModelCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+        _release_memory()
 
     def __contains__(self, key: Hashable) -> bool:
         with self._lock:
