@@ -402,3 +402,26 @@ class TrainSample(JobEvent):
 
     step: int
     image: Any  # PIL.Image.Image
+
+
+@dataclass(frozen=True, kw_only=True)
+class StyleGANConvertJob(JobSpec):
+    """Convert a StyleGAN checkpoint (NVIDIA pickle, rosinality .pt) to our safetensors + JSON folder `out`."""
+
+    kind: ClassVar[str] = "stylegan"
+    model: ModelRef
+    out: str
+
+    @property
+    def title(self) -> str:
+        return f"convert {self.model.name} → {self.out}"
+
+    @property
+    def image_count(self) -> int:
+        return 0
+
+    def validate(self) -> None:
+        from aigc_desktop.core.errors import InvalidParameter
+
+        if not self.out:
+            raise InvalidParameter("Say which folder the converted model goes to")

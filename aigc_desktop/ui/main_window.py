@@ -22,6 +22,7 @@ from aigc_desktop.ui.panels.prompt import PromptPanel
 from aigc_desktop.ui.panels.queue_dock import QueuePanel
 from aigc_desktop.ui.panels.settings_dialog import SettingsDialog
 from aigc_desktop.ui.panels.stylegan import StyleGANPanel
+from aigc_desktop.ui.panels.train import TrainPanel
 from aigc_desktop.ui.viewmodels.document import CanvasImage, DocumentViewModel
 from aigc_desktop.ui.viewmodels.models import ModelsViewModel
 from aigc_desktop.ui.viewmodels.queue import QueueViewModel
@@ -73,6 +74,11 @@ class MainWindow(QMainWindow):
         self.stylegan = StyleGANViewModel(self.engine_options(), parent=self)
         self.stylegan_panel = StyleGANPanel(self.stylegan)
         self.stylegan_dock = self._dock("StyleGAN", self.stylegan_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        # Training on the user's own images, tabbed with the queue.
+        self.train_panel = TrainPanel(self.queue, start_worker=self.start_worker)
+        self.train_dock = self._dock("Train", self.train_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.queue_dock, self.train_dock)
+        self.queue_dock.raise_()
         self.tabifyDockWidget(self.prompt_dock, self.stylegan_dock)
         self.stylegan_dock.hide()
 
@@ -98,6 +104,8 @@ class MainWindow(QMainWindow):
         self.stylegan_panel.generate_requested.connect(self.generate)
         self.stylegan_panel.job_requested.connect(self.submit_job)
         self.stylegan.live_image.connect(self._on_live_image)
+        self.gallery.convert_requested.connect(self.convert_stylegan)
+        self._conversions: dict[str, str] = {}  # job id -> folder of a StyleGAN conversion
         self.gallery.add_folder_requested.connect(self.add_model_folder)
         self.models.selection_changed.connect(self._on_model_selected)
         self.queue.job_started.connect(self._on_started)
@@ -151,7 +159,8 @@ class MainWindow(QMainWindow):
         cancel.triggered.connect(self.cancel_running)
         gen_menu.addAction(cancel)
         view_menu = self.menuBar().addMenu("&View")
-        for dock in (self.prompt_dock, self.stylegan_dock, self.gallery_dock, self.queue_dock, self.history_dock):
+        for dock in (self.prompt_dock, self.stylegan_dock, self.gallery_dock, self.queue_dock, self.history_dock,
+                     self.train_dock):
             view_menu.addAction(dock.toggleViewAction())
 
     # -- worker
@@ -214,6 +223,16 @@ class MainWindow(QMainWindow):
             self.status.showMessage(str(exc), 8000)
             return None
         self.start_worker()
+        return job_id
+
+    @Slot(str)
+    def convert_stylegan(self, path: str) -> str | None:
+        """Convert a StyleGAN checkpoint to safetensors + JSON in a folder beside it; it joins the models."""
+        src = Path(path)
+        out = src.with_name(f"{src.stem}-safetensors")
+        job_id = self.submit_job(jobs.StyleGANConvertJob(model=jobs.ModelRef(path, kind="stylegan"), out=str(out)))
+        if job_id:
+            self._conversions[job_id] = str(out)
         return job_id
 
     @Slot()
@@ -293,6 +312,8 @@ class MainWindow(QMainWindow):
     def _on_finished(self, job_id: str, event: jobs.Finished) -> None:
         self._job_done()
         self.progress.setValue(self.progress.maximum())
+        if job_id in self._conversions:
+            self.models.add_model_path(self._conversions.pop(job_id))
         paths = list(event.paths) + [None] * (len(event.images) - len(event.paths))
         self.document.add_images([CanvasImage(img, rec, path)
                                   for img, rec, path in zip(event.images, event.records, paths)])

@@ -15,8 +15,8 @@ import torch
 
 from aigc_desktop import __version__
 from aigc_desktop.core.errors import CancelRequested
-from aigc_desktop.core.jobs import (Emit, IsCancelled, JobResult, Preview, Status, StepReporter, StyleGANJob,
-                                    StyleGANWalkJob)
+from aigc_desktop.core.jobs import (Emit, IsCancelled, JobResult, Preview, Status, StepReporter, StyleGANConvertJob,
+                                    StyleGANJob, StyleGANWalkJob)
 from aigc_desktop.core.runner import EngineOptions
 from aigc_desktop.engines import device as devices
 from aigc_desktop.engines.cache import ModelCache, default_budget_bytes
@@ -83,7 +83,12 @@ class StyleGANEngine:
         return model.device.type != "cuda" or (dtype or "auto").lower() in ("fp32", "float32")
 
     # -- running
-    def run(self, spec: StyleGANJob, emit: Emit, cancelled: IsCancelled) -> JobResult:
+    def run(self, spec: StyleGANJob | StyleGANConvertJob, emit: Emit, cancelled: IsCancelled) -> JobResult:
+        if isinstance(spec, StyleGANConvertJob):
+            emit(Status(job_id=spec.id, text=f"Converting {spec.model.name}…"))
+            out = loaders.convert(spec.model.path, spec.out)
+            emit(Status(job_id=spec.id, text=f"Converted to {out}"))
+            return JobResult(images=(), records=())
         model = self.model(spec, emit)
         if cancelled():
             raise CancelRequested()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMenu,
                                QPushButton, QVBoxLayout, QWidget)
 
 from aigc_desktop.core.catalog import GENERATOR_KINDS, ModelInfo
@@ -23,6 +23,7 @@ def _size(n: int) -> str:
 
 class ModelGallery(QWidget):
     add_folder_requested = Signal(str)
+    convert_requested = Signal(str)  # path of a StyleGAN checkpoint to convert to safetensors + json
 
     def __init__(self, models: ModelsViewModel, parent=None) -> None:
         super().__init__(parent)
@@ -32,6 +33,8 @@ class ModelGallery(QWidget):
         self.list.setObjectName("modelList")
         self.list.setAlternatingRowColors(True)
         self.list.currentItemChanged.connect(self._on_current)
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._menu)
         self.family = QComboBox()
         for label, value in (("Auto-detect", None), ("SD 1.x", "sd1"), ("SD 2.x", "sd2"), ("SDXL", "sdxl")):
             self.family.addItem(label, value)
@@ -98,6 +101,16 @@ class ModelGallery(QWidget):
     def _on_current(self, current: QListWidgetItem | None, _previous) -> None:
         if current is not None:
             self.models.select_path(current.data(Qt.ItemDataRole.UserRole))
+
+    def _menu(self, pos) -> None:
+        item = self.list.itemAt(pos)
+        info = item and next((m for m in self.models.models if m.path == item.data(Qt.ItemDataRole.UserRole)), None)
+        if info is None or info.kind != "stylegan" or info.path.endswith((".safetensors", ".json")) \
+                or not info.path.endswith((".pkl", ".pt", ".pth")):
+            return
+        menu = QMenu(self)
+        menu.addAction("Convert to safetensors + JSON", lambda: self.convert_requested.emit(info.path))
+        menu.exec(self.list.viewport().mapToGlobal(pos))
 
     def _on_family(self) -> None:
         self.models.family_override = self.family.currentData()
