@@ -20,6 +20,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from aigc_desktop.core.errors import InvalidParameter
+
 ROUND = 1.1
 SQUARE = 1 / 1.1
 _EXTRA_NETWORK = re.compile(r"<(\w+):([^>]+)>")
@@ -68,7 +70,7 @@ class ParsedPrompt:
         return all(f.weight == 1.0 and not f.is_break for f in self.fragments)
 
 
-class PromptSyntaxError(ValueError):
+class PromptSyntaxError(InvalidParameter):
     """An extra-network tag whose arguments cannot be read (e.g. a weight that is not a number)."""
 
 

@@ -23,6 +23,9 @@ from aigc_desktop.engines.diffusion.engine import DiffusionEngine
 from aigc_desktop.testing.tiny import tiny_family_pipeline, tiny_sd_components, tiny_sd_pipeline
 from aigc_desktop.testing.tiny_lora import lora_deltas, save_diffusers_lora, save_kohya_lora
 
+# The app filters PEFT's note about a second adapter at import; pytest resets filters for each test.
+pytestmark = pytest.mark.filterwarnings("ignore:Already found a `peft_config` attribute")
+
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):

@@ -29,9 +29,9 @@ def pipe_of(pipes, family):
     return pipes[family]
 
 
-def encode(pipe, family, prompt, negative=""):
+def encode(pipe, family, prompt, negative="", **params):
     model = SimpleNamespace(pipe=pipe, family=family, device=torch.device("cpu"))
-    with conditioning.prepared(model, GenerationParams(prompt=prompt, negative_prompt=negative)) as cond:
+    with conditioning.prepared(model, GenerationParams(prompt=prompt, negative_prompt=negative, **params)) as cond:
         return cond.pipeline_kwargs(1), cond
 
 
@@ -62,6 +62,9 @@ def test_sdxl_plain_prompt_matches_diffusers(pipes):
     for name, value in zip(names, ref):
         assert torch.equal(kwargs[name], value), name
     assert kwargs["prompt_embeds"].shape == (1, 77, 96) and kwargs["pooled_prompt_embeds"].shape == (1, 48)
+    # As in A1111, CLIP skip is an SD 1.x setting: SDXL always takes the penultimate layers.
+    skipped, _ = encode(pipe, "sdxl", "a photo of a cat", "blurry", clip_skip=2)
+    assert all(torch.equal(skipped[k], kwargs[k]) for k in kwargs)
 
 
 def test_sdxl_empty_negative_is_zeros_and_same_image_as_diffusers(pipes):

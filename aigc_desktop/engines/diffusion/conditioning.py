@@ -18,8 +18,7 @@ A prompt with no special syntax and at most 75 tokens encodes exactly as diffuse
 
 from __future__ import annotations
 
-import warnings
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -241,8 +240,6 @@ def _emphasis(z: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 class PromptPlan:
     """A prompt parsed and split into chunks for each text encoder."""
 
-    text: str
-    fragments: list[Fragment]
     chunks: list[list[Chunk]]  # per encoder
 
     def pad_to(self, count: int) -> None:
@@ -284,10 +281,7 @@ def _lora_uses(params: GenerationParams, networks: list[prompt_syntax.ExtraNetwo
             for r in params.loras]
     for net in networks:
         if net.kind in LORA_KINDS:
-            try:
-                te, unet = prompt_syntax.lora_weights(net)
-            except prompt_syntax.PromptSyntaxError as exc:
-                raise UserError(str(exc)) from None
+            te, unet = prompt_syntax.lora_weights(net)
             uses.append(lora.LoraUse(lora.find_lora(net.name, dirs), te, unet, "prompt"))
         elif net.kind in ("hypernet", "hypernetwork"):
             raise UserError(f"Hypernetworks are not supported: remove {net.tag} from the prompt")
@@ -305,7 +299,7 @@ def _plan(text: str, encoders: list[Encoder], files: dict[str, Path],
         chunks.append(build_chunks(fragments, enc.tokenize, enc.chunk_length, enc.comma(), matcher))
         if matcher:
             used.update(matcher.used)
-    plan = PromptPlan(text, fragments, chunks)
+    plan = PromptPlan(chunks)
     plan.pad_to(plan.chunk_count)
     return plan
 
@@ -347,15 +341,12 @@ def prepared(model: Any, params: GenerationParams) -> Iterator[Conditioning]:
     pipe = model.pipe
     pos_text, pos_nets = prompt_syntax.extract_networks(params.prompt)
     neg_text, neg_nets = prompt_syntax.extract_networks(params.negative_prompt)
-    need_dirs = bool(params.loras or pos_nets or neg_nets)
-    extra = dict(params.extra)
     dirs = _search_dirs()
-    uses = _lora_uses(params, list(pos_nets) + list(neg_nets), dirs) if need_dirs else []
-    files = ti.available(dirs, extra.get("embeddings", ()))
-    with ExitStack() as stack:
-        stack.enter_context(warnings.catch_warnings())
-        warnings.filterwarnings("ignore", message=".*peft_config.*")  # PEFT's note on a second adapter
-        lora_records = stack.enter_context(lora.applied(pipe, model.family, uses))
+    uses = _lora_uses(params, list(pos_nets) + list(neg_nets), dirs)
+    files = ti.available(dirs, dict(params.extra).get("embeddings", ()))
+    # CLIP skip is an SD 1.x setting: A1111 always takes SD 2.x's and SDXL's penultimate layer.
+    clip_skip = params.clip_skip if model.family not in ("sd2", "sdxl") else 1
+    with lora.applied(pipe, model.family, uses) as lora_records:
         encoders = encoders_of(pipe)
         used: dict[str, ti.Embedding] = {}
         positive = _plan(pos_text, encoders, files, used)
@@ -363,7 +354,7 @@ def prepared(model: Any, params: GenerationParams) -> Iterator[Conditioning]:
         zero_negative = (len(encoders) == 2 and params.negative_prompt == ""
                          and bool(getattr(pipe.config, "force_zeros_for_empty_prompt", False)))
         with torch.no_grad():
-            embeds = encode(pipe, positive, negative, _device(pipe, model.device), params.clip_skip, zero_negative)
+            embeds = encode(pipe, positive, negative, _device(pipe, model.device), clip_skip, zero_negative)
         records = [{"name": e.name, "file": Path(e.path).name, "sha256": hashing.sha256_file(e.path)}
                    for e in used.values()]
         yield Conditioning(params.prompt, params.negative_prompt, embeds, lora_records, records,

@@ -10,6 +10,7 @@ model's, so a LoRA made for another family gets one clear line instead of a shap
 from __future__ import annotations
 
 import logging
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from aigc_desktop.core import catalog, hashing
 from aigc_desktop.core.errors import ModelLoadError, UserError
 
 log = logging.getLogger(__name__)
+# PEFT warns whenever a second adapter joins a model; several LoRAs at once is what we mean to do.
+warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute", category=UserWarning)
 
 SUFFIX = ".safetensors"
 FAMILY_NAMES = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}
