@@ -150,3 +150,46 @@ def test_preview_projection_is_cheap_and_per_family():
     r, g, b = np.asarray(sd[0], dtype=np.int16)[0, 0]
     assert b > r and b > g
     assert np.asarray(latents_to_rgb(latents, "sdxl")[0]).tolist() != np.asarray(sd[0]).tolist()
+
+
+def test_gpu_previews_are_handed_out_once_their_copy_is_done():
+    from aigc_desktop.engines.diffusion.preview import PreviewStream
+
+    class Event:  # stands in for a CUDA event
+        def __init__(self):
+            self.ready = False
+
+        def query(self):
+            return self.ready
+
+        def synchronize(self):
+            self.ready = True
+
+    got = []
+    stream = PreviewStream("sd1", lambda step, images: got.append((step, len(images))))
+    first, second = Event(), Event()
+    stream._pending = [(first, torch.zeros(2, 8, 8, 3, dtype=torch.uint8), 1),
+                       (second, torch.zeros(2, 8, 8, 3, dtype=torch.uint8), 2)]
+    stream._hand_out(wait=False)
+    assert got == []  # nothing waits on the GPU
+    first.ready = True
+    stream._hand_out(wait=False)
+    assert got == [(1, 2)]
+    stream.finish()
+    assert got == [(1, 2), (2, 2)]
+    stream.add(torch.zeros(1, 4, 8, 8), 3)  # CPU latents: handed out at once
+    assert got[-1] == (3, 1)
+
+
+def test_gpu_benchmark_says_when_there_is_no_gpu(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "bench_sd15_gpu.py"
+    spec = importlib.util.spec_from_file_location("bench_sd15_gpu", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the benchmark would run for real")
+    assert bench.main([]) == 0
+    assert "No CUDA GPU" in capsys.readouterr().out

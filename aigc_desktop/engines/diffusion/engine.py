@@ -20,7 +20,7 @@ from aigc_desktop.engines.cache import ModelCache, default_budget_bytes
 from aigc_desktop.engines.diffusion import conditioning, images, memory, modes
 from aigc_desktop.engines.diffusion import noise as noise_lib
 from aigc_desktop.engines.diffusion.loader import LoadedModel, load_model
-from aigc_desktop.engines.diffusion.preview import latents_to_rgb
+from aigc_desktop.engines.diffusion.preview import PreviewStream
 from aigc_desktop.engines.diffusion.schedulers import make_scheduler
 
 log = logging.getLogger(__name__)
@@ -107,27 +107,36 @@ class DiffusionEngine:
         memory.apply(pipe, plan, model.device)
         vary = noise_lib.Variation(variation_seeds, p.variation_strength) if variation_seeds else noise_lib.identity
         gens = noise_lib.generators(seeds)
+
+        def deliver(step: int, previews: list[Any]) -> None:
+            for n, image in enumerate(previews):
+                emit(Preview(job_id=spec.id, step=step, image=image, index=first_index + n))
+
+        previews = PreviewStream(model.family, deliver)
         kwargs: dict[str, Any] = dict(
             **cond.pipeline_kwargs(n), num_inference_steps=p.steps, guidance_scale=p.cfg_scale, width=p.width,
             height=p.height, generator=gens, output_type="pil",
-            callback_on_step_end=self._step_callback(spec, model, emit, cancelled, reporter, first_index, captured))
+            callback_on_step_end=self._step_callback(spec, cancelled, reporter, previews, captured))
         if inputs.pipeline == "txt2img":
             scale = pipe.vae_scale_factor
             shape = (pipe.unet.config.in_channels, p.height // scale, p.width // scale)
             # Drawn here with the same generators and order as diffusers, so the variation can act on it.
-            kwargs["latents"] = vary(noise_lib.draw(gens, shape)).to(pipe._execution_device, model.dtype)
+            device = pipe._execution_device if plan.offload else model.device
+            kwargs["latents"] = vary(noise_lib.draw(gens, shape)).to(device, model.dtype)
         else:
             modes.route_noise(pipe, vary)
             kwargs.update(image=inputs.image, strength=inputs.strength)
             if inputs.pipeline == "inpaint":
                 kwargs.update(mask_image=inputs.mask, padding_mask_crop=inputs.crop_padding)
         made = list(pipe(**kwargs).images)
+        previews.finish()
         if inputs.overlay:
             made = modes.paste_over(pipe, inputs.mask, inputs.image, made)
         return made, plan
 
-    def _step_callback(self, spec: DiffusionJob, model: LoadedModel, emit: Emit, cancelled: IsCancelled,
-                       reporter: StepReporter, first_index: int, captured: dict[str, torch.Tensor]):
+    @staticmethod
+    def _step_callback(spec: DiffusionJob, cancelled: IsCancelled, reporter: StepReporter, previews: PreviewStream,
+                       captured: dict[str, torch.Tensor]):
         per_batch = spec.total_steps // max(1, spec.params.batch_count)
         base = reporter.step
 
@@ -141,10 +150,7 @@ class DiffusionEngine:
             if done <= reporter.step:
                 return kwargs
             reporter.advance(done - reporter.step)
-            if latents is None:
-                latents = kwargs["latents"]
-            for n, image in enumerate(latents_to_rgb(latents, model.family)):
-                emit(Preview(job_id=spec.id, step=reporter.step, image=image, index=first_index + n))
+            previews.add(kwargs["latents"] if latents is None else latents, reporter.step)
             return kwargs
 
         return on_step_end

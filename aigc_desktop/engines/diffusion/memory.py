@@ -116,6 +116,7 @@ def choose(policy: str, available: int | None, model_bytes: int, largest_bytes: 
 # Per-model memory state, keyed by the UNet (shared by every pipeline built from the model).
 _floors: "weakref.WeakKeyDictionary[torch.nn.Module, int]" = weakref.WeakKeyDictionary()
 _applied: "weakref.WeakKeyDictionary[torch.nn.Module, MemoryPlan]" = weakref.WeakKeyDictionary()
+_known_sizes: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple[int, ...], list[int]]]" = weakref.WeakKeyDictionary()
 
 
 def note_out_of_memory(pipe: Any) -> None:
@@ -130,15 +131,26 @@ def available_bytes(pipe: Any, device: torch.device) -> int | None:
     free = devices.free_memory_bytes(device)
     if free is None:
         return None
-    resident = sum(module_bytes(m) for m in _modules(pipe) if _on(m, device))
+    resident = sum(size for m, size in zip(_modules(pipe), _sizes(pipe)) if _on(m, device))
     cached = 0
     if device.type == "cuda":
         cached = max(0, torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
     return free + resident + cached
 
 
+def _sizes(pipe: Any) -> list[int]:
+    """Bytes of each module, remembered per model (walking every parameter each job costs milliseconds)."""
+    modules = _modules(pipe)
+    ids = tuple(id(m) for m in modules)
+    known = _known_sizes.get(pipe.unet)
+    if known is None or known[0] != ids:
+        known = (ids, [module_bytes(m) for m in modules])
+        _known_sizes[pipe.unet] = known
+    return known[1]
+
+
 def plan_for(pipe: Any, device: torch.device, policy: str, job: Workload) -> MemoryPlan:
-    sizes = [module_bytes(m) for m in _modules(pipe)]
+    sizes = _sizes(pipe)
     return choose(policy, available_bytes(pipe, device), sum(sizes), max(sizes, default=0), job,
                   floor=_floors.get(pipe.unet, 0) if policy == "auto" else 0,
                   accelerator=device.type not in ("cpu",))
