@@ -112,3 +112,14 @@ def test_sdxl_embedding_uses_clip_l_and_clip_g_vectors(pipes):
     for name in ("prompt_embeds", "pooled_prompt_embeds"):
         assert torch.allclose(a[name], b[name], atol=1e-5), name
     assert [e["name"] for e in cond.record()["embeddings"]] == ["fluffy_thing"]
+
+
+def test_unusual_unicode_with_the_real_vocabulary(pipes):
+    pipe = pipe_of(pipes, "sd1")
+    for prompt in ("猫 (🐱\u200d👤:1.2) e\u0301 \u200b \x00 \U0010ffff", "שלום مرحبا"):
+        kwargs, _ = encode(pipe, "sd1", prompt)
+        assert torch.isfinite(kwargs["prompt_embeds"]).all()
+    # A lone surrogate (broken paste, odd metadata) cannot be tokenised: it stands for U+FFFD.
+    broken, _ = encode(pipe, "sd1", "a \ud800 cat")
+    replaced, _ = encode(pipe, "sd1", "a \ufffd cat")
+    assert torch.equal(broken["prompt_embeds"], replaced["prompt_embeds"])

@@ -269,6 +269,11 @@ class Conditioning:
         return {"loras": list(self.loras), "embeddings": list(self.embeddings)}
 
 
+def _encodable(text: str) -> str:
+    """Text the tokenizer accepts: a lone UTF-16 surrogate (from broken paste or metadata) becomes U+FFFD."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def _search_dirs() -> list[Path]:
     from aigc_desktop.core.settings import Settings
 
@@ -339,8 +344,8 @@ def encode(pipe: Any, positive: PromptPlan, negative: PromptPlan, device: torch.
 def prepared(model: Any, params: GenerationParams) -> Iterator[Conditioning]:
     """Parse, apply LoRAs, encode: the job's conditioning, valid until the block exits (LoRAs removed)."""
     pipe = model.pipe
-    pos_text, pos_nets = prompt_syntax.extract_networks(params.prompt)
-    neg_text, neg_nets = prompt_syntax.extract_networks(params.negative_prompt)
+    pos_text, pos_nets = prompt_syntax.extract_networks(_encodable(params.prompt))
+    neg_text, neg_nets = prompt_syntax.extract_networks(_encodable(params.negative_prompt))
     dirs = _search_dirs()
     uses = _lora_uses(params, list(pos_nets) + list(neg_nets), dirs)
     files = ti.available(dirs, dict(params.extra).get("embeddings", ()))
