@@ -310,3 +310,38 @@ def test_mask_from_alpha_and_sixteen_bit_images(tmp_path):
     assert np.asarray(mode_images.as_rgb(deep)).min() == 255
     with pytest.raises(UserError, match="folder"):
         mode_images.read_image(tmp_path, "init image")
+
+
+# ------------------------------------------------------------------------------------------ parameters
+
+
+def test_mode_parameters_seeds_and_canvas():
+    from aigc_desktop.core.params import outpaint_size
+
+    assert outpaint_size(64, 64, (0, 0, 0, 0)) == (64, 64, 0, 0, 0, 0)
+    assert outpaint_size(70, 66, (8, 0, 8, 0)) == (88, 72, 8, 0, 10, 6)  # extra to right / bottom
+    assert outpaint_size(70, 64, (5, 0, 0, 0)) == (80, 64, 10, 0, 0, 0)  # only the left grows: it takes the extra
+    p = GenerationParams(seed=10, batch_size=2, batch_count=2, variation_seed=7, variation_strength=0.4)
+    assert p.image_seeds() == [10] * 4 and p.variation_seeds() == [7, 8, 9, 10]
+    off = GenerationParams(seed=10, batch_size=2, variation_seed=7, variation_strength=0.0)
+    assert off.image_seeds() == [10, 11] and off.variation_seeds() is None
+    assert GenerationParams(mode="img2img", steps=10, strength=0.35).denoising_steps == 3
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    (dict(mode="img2img", init_image="a.png", mask="m.png"), "mask was given for mode img2img"),
+    (dict(mode="img2img", init_image="a.png", outpaint=(8, 0, 0, 0)), "margins were given for mode img2img"),
+    (dict(mode="outpaint", init_image="a.png", outpaint=(8, -1, 0, 0)), "four non-negative integers"),
+    (dict(mode="outpaint", init_image="a.png"), "at least one margin"),
+    (dict(variation_strength=0.5), "needs a variation seed"),
+    (dict(variation_seed=3, variation_strength=1.5), "Variation strength must be between 0 and 1"),
+    (dict(mode="inpaint", init_image="a.png", mask="m.png", mask_blur=-1), "Mask blur"),
+    (dict(mode="inpaint", init_image="a.png", mask="m.png", inpaint_padding=5000), "Inpaint padding"),
+])
+def test_mode_parameter_errors_are_one_line(kwargs, fragment):
+    from aigc_desktop.core.errors import InvalidParameter
+    from aigc_desktop.core.params import validate
+
+    with pytest.raises(InvalidParameter) as err:
+        validate(GenerationParams(**kwargs))
+    assert fragment in str(err.value) and "\n" not in str(err.value)
