@@ -31,6 +31,15 @@ CASES = {
 }
 
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on a small shared machine more threads only wait for each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """Each case's diffusers pipeline and its original-layout file, built once for the module."""

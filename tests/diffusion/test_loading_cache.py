@@ -16,6 +16,15 @@ from aigc_desktop.testing.original_layout import save_checkpoint
 from aigc_desktop.testing.tiny import tiny_family_pipeline
 
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on a small shared machine more threads only wait for each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 def test_lru_eviction_order_and_budget():
     cache = ModelCache(budget_bytes=100, sizer=lambda v: v)
     cache.put("a", 40)

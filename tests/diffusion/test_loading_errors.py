@@ -24,6 +24,15 @@ from aigc_desktop.testing.tiny import tiny_family_pipeline
 CPU = torch.device("cpu")
 
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on a small shared machine more threads only wait for each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 @pytest.fixture(scope="module")
 def sd1_state():
     return checkpoint_state_dict(tiny_family_pipeline("sd1", seed=5), "sd1")

@@ -19,6 +19,12 @@ PREDICTION_TYPES = ("epsilon", "v_prediction")
 _FOLDERS = {"sd1": "sd15", "sd2": "sd2", "sdxl": "sdxl"}
 
 
+def check_prediction_type(value: str) -> str:
+    if value not in PREDICTION_TYPES:
+        raise ModelLoadError(f"Unknown prediction type '{value}'; choose {' or '.join(PREDICTION_TYPES)}")
+    return value
+
+
 def config_name(family: str, prediction_type: str | None = None) -> str:
     """The config folder of a family: SD 2.x has two, 512-base (epsilon) and 768-v (v-prediction)."""
     if family not in _FOLDERS:

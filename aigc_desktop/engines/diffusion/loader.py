@@ -55,6 +55,10 @@ def load_model(ref: ModelRef, device: torch.device, dtype: torch.dtype) -> Loade
         raise ModelLoadError(f"Model not found: {path}")
     if ref.vae and not Path(ref.vae).expanduser().is_file():
         raise ModelLoadError(f"VAE file not found: {ref.vae}")
+    if ref.prediction_type:
+        from aigc_desktop.engines.diffusion.families import check_prediction_type
+
+        check_prediction_type(ref.prediction_type)
     if path.is_dir():
         model = _load_folder(ref, path, dtype)
     else:
@@ -95,9 +99,10 @@ def _load_folder(ref: ModelRef, path: Path, dtype: torch.dtype) -> LoadedModel:
         pipe = cls.from_pretrained(str(path), **kwargs)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, json.JSONDecodeError, RuntimeError) as exc:
         raise ModelLoadError(f"Could not load model folder {path.name}: {first_line(exc)}") from None
-    sched_cfg = dict(pipe.scheduler.config)
     if ref.prediction_type:
-        sched_cfg["prediction_type"] = ref.prediction_type
+        pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config,
+                                                          prediction_type=ref.prediction_type)
+    sched_cfg = dict(pipe.scheduler.config)
     return LoadedModel(ref=ref, pipe=pipe, family=family, variant=ident.variant,
                        device=torch.device("cpu"), dtype=dtype, scheduler_config=sched_cfg)
 

@@ -30,7 +30,7 @@ from aigc_desktop.core.detect import HeaderError, identify_keys, read_safetensor
 from aigc_desktop.core.errors import ModelLoadError
 from aigc_desktop.core.jobs import ModelRef
 from aigc_desktop.engines.diffusion import ldm
-from aigc_desktop.engines.diffusion.families import PREDICTION_TYPES, FamilyConfig, family_config
+from aigc_desktop.engines.diffusion.families import FamilyConfig, check_prediction_type, family_config
 from aigc_desktop.engines.diffusion.loader import LoadedModel, first_line
 
 log = logging.getLogger(__name__)
@@ -288,6 +288,12 @@ def _unet(sf: StateFile, fam: FamilyConfig, dtype: torch.dtype, pooled_dim: int 
     from diffusers import UNet2DConditionModel
 
     raw = sf.tensors(sf.keys_under(ldm.UNET_PREFIX), dtype, strip=ldm.UNET_PREFIX)
+    text_time = "label_emb.0.0.weight" in raw
+    if text_time != (fam.family == "sdxl"):
+        found = "a UNet with an extra (class or text-time) embedding" if text_time else "a UNet without SDXL's " \
+                "text-time embedding"
+        raise ModelLoadError(f"{sf.path.name}: found {found}, which does not fit {fam.family}"
+                             f"{' (unCLIP and upscaler models are not supported)' if text_time else ''}")
     try:
         state = {k: v for k, v in ldm.unet_to_diffusers(raw).items() if v is not None}
     except (KeyError, IndexError, ValueError) as exc:
@@ -398,10 +404,7 @@ def resolve_prediction_type(ref: ModelRef, sf: StateFile, family: str, variant: 
     the file's metadata; for SD 2.x diffusers' rule (v-prediction, except the 512 base: global step
     875,000), a 512-named file and inpainting (both epsilon)."""
     if ref.prediction_type:
-        if ref.prediction_type not in PREDICTION_TYPES:
-            raise ModelLoadError(f"Unknown prediction type '{ref.prediction_type}'; choose "
-                                 f"{' or '.join(PREDICTION_TYPES)}")
-        return ref.prediction_type, "chosen by the user"
+        return check_prediction_type(ref.prediction_type), "chosen by the user"
     sidecar = _sidecar_parameterization(sf.path)
     if sidecar:
         return sidecar, f"{sf.path.with_suffix('.yaml').name}"
@@ -411,16 +414,19 @@ def resolve_prediction_type(ref: ModelRef, sf: StateFile, family: str, variant: 
     spec = meta.get("modelspec.prediction_type", "")
     if spec:
         return ("v_prediction" if spec.startswith("v") else "epsilon"), "the file's modelspec metadata"
-    if meta.get("ss_v_parameterization") == "true" or meta.get("modelspec.architecture", "").endswith("-v"):
+    if meta.get("ss_v_parameterization") == "true":
         return "v_prediction", "the file's training metadata"
+    if meta.get("modelspec.architecture"):  # e.g. stable-diffusion-v2-768-v, stable-diffusion-v2-512
+        v = meta["modelspec.architecture"].endswith("-v")
+        return ("v_prediction" if v else "epsilon"), "the file's modelspec architecture"
     if family != "sd2":
         return "epsilon", f"{family} default"
     if variant == "inpaint":
         return "epsilon", "SD 2.x inpainting"
     if sf.global_step == 875000:
         return "epsilon", "SD 2.x 512 base (global step 875000)"
-    stem = sf.path.stem
-    if re.search(r"(?<!\d)512(?!\d)", stem) and "768" not in stem:
+    stem = sf.path.stem.lower()
+    if (re.search(r"(?<!\d)512(?!\d)", stem) or re.search(r"(?<![a-z])base(?![a-z])", stem)) and "768" not in stem:
         return "epsilon", "SD 2.x 512 base (by its name)"
     return "v_prediction", "SD 2.x default (768-v); set the prediction type if images come out wrong"
 
