@@ -10,6 +10,7 @@ those LoRAs and the job's own (removed again on exit), and encodes both prompts 
 - every chunk is encoded separately; per-token weights multiply the hidden states and the chunk's original
   mean is restored (A1111's default "emphasis"); chunks are concatenated along the sequence, never cut;
 - positive and negative get the same number of chunks (padded with empty-prompt chunks);
+- CLIP skip N (SD 1.x only, as in A1111) takes the N-th layer from the end, then the final layer norm;
 - SDXL: both encoders' penultimate hidden states side by side, the pooled output from the second encoder's
   first chunk, and zeros for an empty negative prompt when the model says `force_zeros_for_empty_prompt`.
 

@@ -27,8 +27,9 @@ SUFFIX = ".safetensors"
 FAMILY_NAMES = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}
 _CONTEXT_FAMILY = {768: "sd1", 1024: "sd2", 2048: "sdxl"}
 _DOWN_SUFFIXES = ("lora_down.weight", "lora_A.weight", "lora.down.weight", "lora_linear_layer.down.weight")
-_UNSUPPORTED = {"hada_w1_a": "LoHa", "lokr_w1": "LoKr", "oft_blocks": "OFT", "oft_diag": "OFT",
-                "diff_b": "full-weight difference", ".diff": "full-weight difference"}
+# Key endings of LyCORIS network types that are not low-rank up/down pairs.
+_UNSUPPORTED = {".hada_w1_a": "LoHa", ".lokr_w1": "LoKr", ".lokr_w1_a": "LoKr", ".oft_blocks": "OFT",
+                ".oft_diag": "OFT", ".diff": "full-weight difference", ".diff_b": "full-weight difference"}
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def lora_widths(state: dict[str, Any]) -> dict[str, int | None]:
 def check_fits(state: dict[str, Any], name: str, pipe: Any, family: str) -> None:
     """UserError (one line) when a LoRA cannot apply to this model: another family or another layout."""
     for marker, kind in _UNSUPPORTED.items():
-        if any(marker in k for k in state):
+        if any(k.endswith(marker) for k in state):
             raise UserError(f"LoRA '{name}' is a {kind} network (LyCORIS); only LoRA and LoCon files are supported")
     if not any(k.endswith(_DOWN_SUFFIXES) for k in state):
         raise UserError(f"'{name}' is not a LoRA file (no lora_down / lora_A weights)")
