@@ -1,4 +1,10 @@
-"""The diffusion engine: turns a DiffusionJob into progress, previews and finished images."""
+"""The diffusion engine: turns a DiffusionJob into progress, previews and finished images.
+
+A job runs batch by batch; each batch builds its mode's diffusers pipeline around the loaded model's modules
+(modes.py) with a fresh scheduler, reads its input images once (images.py), draws noise per the seed contract
+(noise.py), switches memory savings on as the free device memory requires (memory.py), and reports a cheap
+preview every step (preview.py). Cancelling raises from the step callback: no further step, no decode.
+"""
 
 from __future__ import annotations
 
@@ -108,9 +114,9 @@ class DiffusionEngine:
         vary = noise_lib.Variation(variation_seeds, p.variation_strength) if variation_seeds else noise_lib.identity
         gens = noise_lib.generators(seeds)
 
-        def deliver(step: int, previews: list[Any]) -> None:
-            for n, image in enumerate(previews):
-                emit(Preview(job_id=spec.id, step=step, image=image, index=first_index + n))
+        def deliver(step: int, pictures: list[Any]) -> None:
+            for i, image in enumerate(pictures):
+                emit(Preview(job_id=spec.id, step=step, image=image, index=first_index + i))
 
         previews = PreviewStream(model.family, deliver)
         kwargs: dict[str, Any] = dict(
