@@ -35,6 +35,7 @@ SCHEDULERS: dict[str, str] = {
     "lcm": "LCM",
 }
 DEFAULT_SCHEDULER = "euler_a"
+LCM_MAX_STEPS = 50  # LCMScheduler picks its steps from a 50-step schedule (original_inference_steps)
 
 MODES = ("txt2img", "img2img", "inpaint", "outpaint")
 FAMILIES = ("sd1", "sd2", "sdxl")
@@ -176,6 +177,8 @@ def validate(p: GenerationParams) -> None:
         raise InvalidParameter(f"CFG scale must be between 0 and 100, got {p.cfg_scale!r}")
     if p.scheduler not in SCHEDULERS:
         raise InvalidParameter(f"Unknown scheduler '{p.scheduler}'; choose one of: {', '.join(SCHEDULERS)}")
+    if p.scheduler == "lcm" and p.steps > LCM_MAX_STEPS:
+        raise InvalidParameter(f"LCM samples at most {LCM_MAX_STEPS} steps (4 to 8 are usual), got {p.steps}")
     if not isinstance(p.batch_size, int) or not 1 <= p.batch_size <= 64:
         raise InvalidParameter(f"Batch size must be between 1 and 64, got {p.batch_size!r}")
     if not isinstance(p.batch_count, int) or not 1 <= p.batch_count <= 1000:

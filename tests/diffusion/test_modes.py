@@ -337,6 +337,7 @@ def test_mode_parameters_seeds_and_canvas():
     (dict(variation_seed=3, variation_strength=1.5), "Variation strength must be between 0 and 1"),
     (dict(mode="inpaint", init_image="a.png", mask="m.png", mask_blur=-1), "Mask blur"),
     (dict(mode="inpaint", init_image="a.png", mask="m.png", inpaint_padding=5000), "Inpaint padding"),
+    (dict(scheduler="lcm", steps=60), "LCM samples at most 50 steps"),
 ])
 def test_mode_parameter_errors_are_one_line(kwargs, fragment):
     from aigc_desktop.core.errors import InvalidParameter
