@@ -147,9 +147,15 @@ def open_clip_to_original(state: dict[str, torch.Tensor], extra_block: bool = Fa
         last = f"transformer.resblocks.{len(layers)}."
         template = {k[len(f"transformer.resblocks.{layers[-1]}."):]: v for k, v in out.items()
                     if k.startswith(f"transformer.resblocks.{layers[-1]}.")}
+        meta = template[next(iter(template))].is_meta  # shape-only models (tests of real sizes)
+
+        def noise(shape, dtype=torch.float32):
+            return (torch.empty(shape, dtype=dtype, device="meta") if meta
+                    else torch.randn(shape, generator=g, dtype=dtype) * 0.02)
+
         for rest, value in template.items():
-            out[last + rest] = torch.randn(value.shape, generator=g, dtype=value.dtype) * 0.02
-        out["text_projection"] = torch.randn((width, width), generator=g) * 0.02
+            out[last + rest] = noise(value.shape, value.dtype)
+        out["text_projection"] = noise((width, width))
     return out
 
 

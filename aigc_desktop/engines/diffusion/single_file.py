@@ -347,29 +347,34 @@ def load_vae(path: Path, family: str, dtype: torch.dtype):
 
 
 def load_checkpoint(ref: ModelRef, path: Path, dtype: torch.dtype) -> LoadedModel:
-    start = time.perf_counter()
     with open_state(path) as sf:
-        ident = identify_keys(sf.shapes.keys(), sf.shapes)
-        if ident.kind != "checkpoint":
-            raise ModelLoadError(f"{path.name} is not a Stable Diffusion checkpoint (found {_found(ident)})")
-        family = ref.family or ident.family
-        if not family:
-            raise ModelLoadError(f"{path.name}: {ident.note}")
-        if ident.variant == "refiner" and family == "sdxl":
-            raise ModelLoadError(f"{path.name} is an SDXL refiner (OpenCLIP bigG only), which is not supported "
-                                 "as a model on its own")
-        prediction, why = resolve_prediction_type(ref, sf, family, ident.variant)
-        fam = family_config(family, prediction)
-        encoders = {slot: _text_encoder(sf, fam, slot, dtype) for slot in fam.text_encoder_slots}
-        pooled = encoders["text_encoder_2"].config.projection_dim if "text_encoder_2" in encoders else None
-        unet = _unet(sf, fam, dtype, pooled)
-        _check_widths(path, unet, encoders)
-        vae = load_vae(Path(ref.vae), family, dtype) if ref.vae else _vae_from(sf, family, dtype)
-        zero_snr = "ztsnr" in sf.shapes
-    scheduler = fam.scheduler(prediction, **({"rescale_betas_zero_snr": True} if zero_snr else {}))
-    pipe = assemble(fam, unet, vae, encoders, scheduler, path)
-    log.info("Loaded %s as %s%s (%s: %s) in %.1f s", path.name, family,
-             f" {ident.variant}" if ident.variant else "", prediction, why, time.perf_counter() - start)
+        return build_checkpoint(ref, sf, dtype)
+
+
+def build_checkpoint(ref: ModelRef, sf: StateFile, dtype: torch.dtype) -> LoadedModel:
+    """The model in an opened checkpoint: family from its keys (or `ref.family`), sizes from its shapes."""
+    start = time.perf_counter()
+    name = sf.path.name
+    ident = identify_keys(sf.shapes.keys(), sf.shapes)
+    if ident.kind != "checkpoint":
+        raise ModelLoadError(f"{name} is not a Stable Diffusion checkpoint (found {_found(ident)})")
+    family = ref.family or ident.family
+    if not family:
+        raise ModelLoadError(f"{name}: {ident.note}")
+    if ident.variant == "refiner" and family == "sdxl":
+        raise ModelLoadError(f"{name} is an SDXL refiner (OpenCLIP bigG only), which is not supported as a model "
+                             "on its own")
+    prediction, why = resolve_prediction_type(ref, sf, family, ident.variant)
+    fam = family_config(family, prediction)
+    encoders = {slot: _text_encoder(sf, fam, slot, dtype) for slot in fam.text_encoder_slots}
+    pooled = encoders["text_encoder_2"].config.projection_dim if "text_encoder_2" in encoders else None
+    unet = _unet(sf, fam, dtype, pooled)
+    _check_widths(sf.path, unet, encoders)
+    vae = load_vae(Path(ref.vae), family, dtype) if ref.vae else _vae_from(sf, family, dtype)
+    scheduler = fam.scheduler(prediction, **({"rescale_betas_zero_snr": True} if "ztsnr" in sf.shapes else {}))
+    pipe = assemble(fam, unet, vae, encoders, scheduler, sf.path)
+    log.info("Loaded %s as %s%s (%s: %s) in %.1f s", name, family, f" {ident.variant}" if ident.variant else "",
+             prediction, why, time.perf_counter() - start)
     return LoadedModel(ref=ref, pipe=pipe, family=family, variant=ident.variant, device=torch.device("cpu"),
                        dtype=dtype, scheduler_config=dict(scheduler.config))
 
