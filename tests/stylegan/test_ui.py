@@ -1,0 +1,141 @@
+"""The StyleGAN panel and its live view (pytest-qt, offscreen): coalescing, Generate, walks, conversion."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from aigc_desktop.core import jobs
+from aigc_desktop.core.runner import EngineOptions, Runner
+from aigc_desktop.core.settings import Settings
+
+
+@pytest.fixture
+def vm(qtbot, sg_files):
+    from aigc_desktop.core.catalog import info_for
+    from aigc_desktop.ui.viewmodels.stylegan import StyleGANViewModel
+
+    model = StyleGANViewModel(EngineOptions(threads=1))
+    model.set_live(False)
+    model.set_model(info_for(sg_files["ours"]))
+    yield model
+    model.shutdown()
+
+
+def render(spec) -> np.ndarray:
+    runner = Runner(EngineOptions(threads=1))
+    try:
+        end = runner.run(jobs.StyleGANJob(**{**spec.__dict__, "live": False, "id": "check"}), lambda e: None,
+                         lambda: False)
+    finally:
+        runner.close()
+    return np.asarray(end.images[0])
+
+
+def test_live_requests_coalesce_to_the_newest(qtbot, vm):
+    shown = []
+    vm.live_image.connect(shown.append)
+    vm.set_live(True)  # the first request runs at once
+    # A burst of slider moves while that render is in flight: each replaces the pending one.
+    for i in range(1, 21):
+        vm.update(truncation_psi=i / 20)
+    assert len(vm.submitted) == 1
+    qtbot.waitUntil(lambda: vm.idle, timeout=20000)
+    assert [s.truncation_psi for s in vm.submitted] == [0.7, 1.0]  # the first, then only the newest
+    assert all(s.live for s in vm.submitted)
+    assert len(shown) == 2
+    assert vm.last_live.truncation_psi == 1.0
+    assert np.array_equal(np.asarray(shown[-1]), render(vm.last_live))
+
+
+def test_live_errors_reach_the_panel_and_the_view_recovers(qtbot, vm):
+    from aigc_desktop.ui.panels.stylegan import StyleGANPanel
+
+    panel = StyleGANPanel(vm)
+    qtbot.addWidget(panel)
+    vm.set_live(True)
+    qtbot.waitUntil(lambda: vm.idle, timeout=20000)
+    panel.mix.setChecked(True)
+    panel.mix_layers.setCurrentIndex(panel.mix_layers.findData("custom"))
+    panel.mix_range.setText("0-99")
+    panel.mix_range.editingFinished.emit()
+    qtbot.waitUntil(lambda: vm.idle and "out of range" in panel.message.text(), timeout=20000)
+    panel.mix_range.setText("1-2")
+    panel.mix_range.editingFinished.emit()
+    qtbot.waitUntil(lambda: vm.idle, timeout=20000)
+    assert vm.params.mix_layers == "1-2" and panel.message.text() == ""
+
+
+def test_panel_controls_drive_the_spec(qtbot, vm):
+    from aigc_desktop.ui.panels.stylegan import StyleGANPanel
+
+    panel = StyleGANPanel(vm)
+    qtbot.addWidget(panel)
+    panel.seed.setValue(1234)
+    panel.psi_slider.setValue(45)
+    panel.cutoff.setValue(4)
+    panel.noise.setCurrentIndex(panel.noise.findData("random"))
+    panel.class_idx.setValue(2)
+    panel.mix.setChecked(True)
+    panel.mix_seed.setValue(77)
+    panel.mix_layers.setCurrentIndex(panel.mix_layers.findData("middle"))
+    panel.rotate.setValue(30)
+    spec = vm.build_job()
+    assert (spec.seeds, spec.truncation_psi, spec.truncation_cutoff, spec.noise_mode) == ((1234,), 0.45, 4, "random")
+    assert (spec.class_idx, spec.mix_seed, spec.mix_layers, spec.rotate) == (2, 77, "middle", 30.0)
+    assert panel.psi.value() == pytest.approx(0.45)
+    panel.mix.setChecked(False)
+    assert vm.build_job().mix_seed is None
+    grids = []
+    panel.job_requested.connect(grids.append)
+    panel.grid_count.setValue(4)
+    panel.request_grid()
+    assert grids[-1].seeds == (1234, 1235, 1236, 1237)
+    panel.walk_keys.setText("5, 6; 7")
+    panel.request_walk("/tmp/x.gif")
+    assert isinstance(grids[-1], jobs.StyleGANWalkJob) and grids[-1].seeds == (5, 6, 7)
+    panel.walk_keys.setText("5, x")
+    panel.request_walk("/tmp/x.gif")
+    assert "Keyframes" in panel.message.text()
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, sg_files):
+    from aigc_desktop.ui.main_window import MainWindow
+
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(sg_files["sg2-skip"], models / "faces.pkl")
+    w = MainWindow(Settings({"models_dir": str(models), "threads": 1}))
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.models.selected is not None, timeout=10000)
+    yield w
+    w.close()
+
+
+def test_main_window_shows_the_panel_live_and_generates_into_history(qtbot, window):
+    w = window
+    assert w.models.selected.kind == "stylegan"
+    assert w.stylegan_dock.isVisible()
+    qtbot.waitUntil(lambda: w.stylegan.idle and w.canvas.preview_item is not None, timeout=20000)
+    assert w.document.images == []  # live renders do not enter history
+    w.stylegan_panel.seed.setValue(99)
+    w.stylegan_panel.psi.setValue(0.5)
+    job_id = w.generate()
+    assert job_id
+    qtbot.waitUntil(lambda: len(w.document.images) == 1, timeout=20000)
+    record = w.document.images[0].record
+    assert (record["engine"], record["seed"], record["truncation_psi"]) == ("stylegan", 99, 0.5)
+    assert len(record["model"]["sha256"]) == 64
+    assert w.history_panel.list.count() == 1
+
+
+def test_gallery_conversion_adds_the_converted_model(qtbot, window):
+    w = window
+    path = w.models.selected.path
+    w.gallery.convert_requested.emit(path)
+    qtbot.waitUntil(lambda: any(m.path.endswith("faces-safetensors") for m in w.models.models), timeout=20000)
+    assert w.models.selected.path.endswith("faces-safetensors") and w.models.selected.kind == "stylegan"
