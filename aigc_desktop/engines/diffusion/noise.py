@@ -34,7 +34,7 @@ def slerp(t: float, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
         out = low32 * (1.0 - t) + high32 * t
     else:
         omega = torch.acos(dot.clamp(-1.0, 1.0))
-        so = torch.sin(omega)
+        so = torch.sin(omega).clamp_min(1e-7)  # a single parallel column would divide by zero
         out = (torch.sin((1.0 - t) * omega) / so).unsqueeze(1) * low32 + (torch.sin(t * omega) / so).unsqueeze(1) * high32
     return out.to(low.dtype)
 
