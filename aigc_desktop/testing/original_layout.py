@@ -43,31 +43,24 @@ def unet_to_original(state: dict[str, torch.Tensor], config: Any) -> dict[str, t
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         p = key.split(".")
-        if key.startswith("down_blocks."):
+        if key.startswith(("down_blocks.", "up_blocks.")):
+            down = key.startswith("down_blocks.")
             level, kind = int(p[1]), p[2]
-            rest = ".".join(p[4:])
+            blocks, first = ("input_blocks", 1 + level * per) if down else ("output_blocks", level * per)
             if kind == "resnets":
-                new = f"input_blocks.{1 + level * per + int(p[3])}.0." + _swap_prefix(rest, _RESNET)
+                new = f"{blocks}.{first + int(p[3])}.0." + _swap_prefix(".".join(p[4:]), _RESNET)
             elif kind == "attentions":
-                new = f"input_blocks.{1 + level * per + int(p[3])}.1." + rest
-            else:  # downsamplers.0.conv.*
+                new = f"{blocks}.{first + int(p[3])}.1." + ".".join(p[4:])
+            elif down:  # downsamplers.0.conv.*: an input block of its own after the level's resnets
                 new = f"input_blocks.{(level + 1) * per}.0.op." + ".".join(p[5:])
+            else:  # upsamplers.0.conv.*: in the level's last output block, after its resnet (and attention)
+                new = f"output_blocks.{first + per - 1}.{2 if up_attention[level] else 1}.conv." + ".".join(p[5:])
         elif key.startswith("mid_block."):
             rest = ".".join(p[3:])
             if p[1] == "resnets":
                 new = f"middle_block.{2 * int(p[2])}." + _swap_prefix(rest, _RESNET)
             else:
                 new = "middle_block.1." + rest
-        elif key.startswith("up_blocks."):
-            level, kind = int(p[1]), p[2]
-            rest = ".".join(p[4:])
-            if kind == "resnets":
-                new = f"output_blocks.{level * per + int(p[3])}.0." + _swap_prefix(rest, _RESNET)
-            elif kind == "attentions":
-                new = f"output_blocks.{level * per + int(p[3])}.1." + rest
-            else:  # upsamplers.0.conv.*: after the resnet, and after the attention when there is one
-                slot = 2 if up_attention[level] else 1
-                new = f"output_blocks.{level * per + per - 1}.{slot}.conv." + ".".join(p[5:])
         else:
             new = _swap_prefix(key, _UNET_TOP)
         out[new] = value

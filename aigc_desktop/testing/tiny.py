@@ -12,7 +12,7 @@ from typing import Any
 import aigc_desktop  # noqa: F401 - offline flags before diffusers/transformers
 
 
-def _bytes_to_unicode() -> dict[int, str]:
+def bytes_to_unicode() -> dict[int, str]:
     # GPT-2 / CLIP byte-to-symbol table.
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     cs = bs[:]
@@ -31,7 +31,7 @@ def byte_level_tokenizer(pad_token: str = "<|endoftext|>"):
     It tokenizes any prompt (any unicode) without a vocabulary file."""
     from transformers import CLIPTokenizer
 
-    symbols = list(_bytes_to_unicode().values())
+    symbols = list(bytes_to_unicode().values())
     vocab: dict[str, int] = {}
     for s in symbols:
         vocab[s] = len(vocab)

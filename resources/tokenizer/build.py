@@ -14,20 +14,11 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
+
+from aigc_desktop.testing.tiny import bytes_to_unicode  # noqa: E402 - the GPT-2 / CLIP byte-to-symbol table
+
 N_MERGES = 49152 - 256 - 2  # 48,894: what CLIP uses of the file
-
-
-def bytes_to_unicode() -> dict[int, str]:
-    # The GPT-2 / CLIP table that maps every byte to a printable symbol.
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs]))
 
 
 def build(bpe_gz: Path, out: Path) -> None:

@@ -14,8 +14,8 @@ from aigc_desktop.core.jobs import ModelRef
 from aigc_desktop.engines.diffusion.loader import load_model
 from aigc_desktop.testing.original_layout import save_checkpoint, save_vae
 from aigc_desktop.testing.tiny import tiny_family_pipeline
+from tests.diffusion.loading_support import CPU, one_thread  # noqa: F401 - autouse fixture
 
-CPU = torch.device("cpu")
 PROMPT = "a photo of a cat, (best quality)"
 NEGATIVE = "blurry"
 
@@ -30,15 +30,6 @@ CASES = {
     "sdxl-inpaint": ("sdxl", True, "sdxl-inpaint.safetensors", {}),
 }
 
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a small shared machine more threads only wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):

@@ -14,16 +14,8 @@ from aigc_desktop.core.runner import EngineOptions
 from aigc_desktop.engines.cache import ModelCache, module_bytes
 from aigc_desktop.testing.original_layout import save_checkpoint
 from aigc_desktop.testing.tiny import tiny_family_pipeline
+from tests.diffusion.loading_support import one_thread  # noqa: F401 - autouse fixture
 
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a small shared machine more threads only wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 def test_lru_eviction_order_and_budget():
     cache = ModelCache(budget_bytes=100, sizer=lambda v: v)

@@ -20,18 +20,9 @@ from aigc_desktop.engines.diffusion.loader import load_model
 from aigc_desktop.engines.diffusion.single_file import safe_torch_load
 from aigc_desktop.testing.original_layout import checkpoint_state_dict
 from aigc_desktop.testing.tiny import tiny_family_pipeline
-
-CPU = torch.device("cpu")
-
+from tests.diffusion.loading_support import CPU, one_thread  # noqa: F401 - autouse fixture
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a small shared machine more threads only wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 @pytest.fixture(scope="module")
 def sd1_state():

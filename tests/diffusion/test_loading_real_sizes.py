@@ -15,6 +15,7 @@ from aigc_desktop.core.jobs import ModelRef
 from aigc_desktop.core.paths import resources_dir
 from aigc_desktop.engines.diffusion.single_file import StateFile, build_checkpoint
 from aigc_desktop.testing.original_layout import checkpoint_state_dict
+from tests.diffusion.loading_support import one_thread  # noqa: F401 - autouse fixture
 
 # Parameter counts of the released models (UNet, VAE, text encoders as diffusers builds them).
 RELEASED = {
