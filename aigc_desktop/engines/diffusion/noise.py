@@ -34,8 +34,12 @@ def slerp(t: float, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
         out = low32 * (1.0 - t) + high32 * t
     else:
         omega = torch.acos(dot.clamp(-1.0, 1.0))
-        so = torch.sin(omega).clamp_min(1e-7)  # a single parallel column would divide by zero
-        out = (torch.sin((1.0 - t) * omega) / so).unsqueeze(1) * low32 + (torch.sin(t * omega) / so).unsqueeze(1) * high32
+        so = torch.sin(omega)
+        arc = so.abs() > 1e-6  # a column whose two vectors are parallel takes the straight line
+        so = torch.where(arc, so, torch.ones_like(so))
+        w_low = torch.where(arc, torch.sin((1.0 - t) * omega) / so, torch.full_like(so, 1.0 - t))
+        w_high = torch.where(arc, torch.sin(t * omega) / so, torch.full_like(so, t))
+        out = w_low.unsqueeze(1) * low32 + w_high.unsqueeze(1) * high32
     return out.to(low.dtype)
 
 
