@@ -108,6 +108,14 @@ def test_img2img_equals_diffusers_and_batch_image_equals_single(engine, tiny_sd_
     assert result.records[0]["strength"] == 0.6 and result.records[0]["init_image"]["file"] == "init.png"
 
 
+def test_an_init_image_of_another_size_is_resized_and_said(files):
+    p = GenerationParams(mode="img2img", init_image=str(files / "init.png"), width=96, height=64)
+    inputs = mode_images.mode_inputs(p, inpaint_model=False)
+    assert inputs.image.size == (96, 64) and inputs.note == "Init image 64x64 resized to 96x64"
+    assert mode_images.mode_inputs(GenerationParams(mode="img2img", init_image=str(files / "init.png"), width=64,
+                                                    height=64), inpaint_model=False).note == ""
+
+
 def test_png_bytes_give_the_same_image_as_a_path(engine, tiny_sd_path, files):
     by_path, _ = run(engine, tiny_sd_path, mode="img2img", init_image=str(files / "init.png"), strength=0.5)
     by_bytes, _ = run(engine, tiny_sd_path, mode="img2img", init_image=(files / "init.png").read_bytes(), strength=0.5)

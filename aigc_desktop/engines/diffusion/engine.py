@@ -72,6 +72,8 @@ class DiffusionEngine:
         if cancelled():
             raise CancelRequested()
         inputs = images.mode_inputs(p, modes.is_inpaint_unet(model.pipe))
+        if inputs.note:
+            emit(Status(job_id=spec.id, text=inputs.note))
         inputs_record = {"init_image": images.source_record(p.init_image), "mask": images.source_record(p.mask)}
         reporter = StepReporter(spec.id, spec.total_steps, emit)
         seeds = p.image_seeds()

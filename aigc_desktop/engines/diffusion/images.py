@@ -34,6 +34,7 @@ class ModeInputs:
     strength: float = 1.0
     crop_padding: int | None = None  # "only masked": diffusers' padding_mask_crop
     overlay: bool = False  # paste the result over `image` through `mask`, so unmasked pixels stay exact
+    note: str = ""  # what the user should know (e.g. the init image was resized to the job's size)
 
     @property
     def output_size(self) -> tuple[int, int] | None:
@@ -141,10 +142,11 @@ def mode_inputs(p: GenerationParams, inpaint_model: bool) -> ModeInputs:
         return ModeInputs("inpaint", Image.new("RGB", size, (127, 127, 127)), Image.new("L", size, 255), 1.0)
     image = as_rgb(read_image(p.init_image, "init image"))
     if p.mode == "img2img":
+        note = _resize_note(image.size, size)
         image = _resized(image, size)
         if not inpaint_model:
-            return ModeInputs("img2img", image, strength=float(p.strength))
-        return ModeInputs("inpaint", image, Image.new("L", size, 255), float(p.strength))
+            return ModeInputs("img2img", image, strength=float(p.strength), note=note)
+        return ModeInputs("inpaint", image, Image.new("L", size, 255), float(p.strength), note=note)
     if p.mode == "outpaint":
         image, mask = outpaint_canvas(image, p.outpaint, p.seed)
     else:
@@ -156,8 +158,15 @@ def mode_inputs(p: GenerationParams, inpaint_model: bool) -> ModeInputs:
             raise UserError("The mask is empty (all black): paint the area to repaint in white")
     if p.inpaint_only_masked:
         return ModeInputs("inpaint", image, blur(mask, p.mask_blur), float(p.strength), crop_padding=p.inpaint_padding)
+    note = _resize_note(image.size, size)
     image, mask = _resized(image, size), _resized(mask, size)
-    return ModeInputs("inpaint", image, blur(mask, p.mask_blur), float(p.strength), overlay=True)
+    return ModeInputs("inpaint", image, blur(mask, p.mask_blur), float(p.strength), overlay=True, note=note)
+
+
+def _resize_note(have: tuple[int, int], want: tuple[int, int]) -> str:
+    if have == want:
+        return ""
+    return f"Init image {have[0]}x{have[1]} resized to {want[0]}x{want[1]}"
 
 
 def _resized(image: Image.Image, size: tuple[int, int]) -> Image.Image:
