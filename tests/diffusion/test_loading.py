@@ -142,10 +142,11 @@ def test_half_precision_file_loads_in_fp32(built, tmp_path):
 
 
 def test_diffusers_folders_of_each_family(built, tmp_path):
-    for name in ("sd1", "sd2-v", "sdxl", "sdxl-inpaint"):
+    for name in ("sd1", "sd1-inpaint", "sd2-v", "sdxl", "sdxl-inpaint"):
         pipe, _ = built[name]
         folder = tmp_path / name
-        pipe.save_pretrained(str(folder), safe_serialization=True)
+        # One folder holds only fp16-variant weights, as some downloads do.
+        pipe.save_pretrained(str(folder), safe_serialization=True, variant="fp16" if name == "sdxl" else None)
         model = load_model(ModelRef(str(folder)), CPU, torch.float32)
         assert model.family == CASES[name][0]
         assert model.variant == ("inpaint" if CASES[name][1] else None)
@@ -211,3 +212,24 @@ def test_resources_tokenizer_gives_clip_ids():
         ids = other("a photo of a cat", padding="max_length", max_length=10).input_ids
         assert ids == [49406, 320, 1125, 539, 320, 2368, 49407, 0, 0, 0]
     assert family_config("sdxl").tokenizer("tokenizer").pad_token_id == 49407
+
+
+def test_cli_generates_from_a_single_file_with_family_vae_and_prediction_type(built, tmp_path, capsys):
+    from aigc_desktop.cli import main
+    from aigc_desktop.core.metadata import read_record
+    from aigc_desktop.testing.tiny import tiny_family_components
+
+    pipe, path = built["sd2-v"]
+    vae = save_vae(tiny_family_components("sd2", seed=11)["vae"], tmp_path / "other-vae.safetensors")
+    out = tmp_path / "out.png"
+    args = ["generate", "--model", str(path), "--prompt", "a cat", "--steps", "2", "--width", "64",
+            "--height", "64", "--seed", "5", "--out", str(out), "--quiet"]
+    assert main(args + ["--family", "sd2", "--vae", str(vae), "--prediction-type", "epsilon"]) == 0
+    record = read_record(out)
+    assert record["model"]["family"] == "sd2" and record["model"]["prediction_type"] == "epsilon"
+    assert record["model"]["vae"] == str(vae)
+    capsys.readouterr()
+    assert main(args + ["--vae", str(tmp_path / "missing.safetensors")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: VAE file not found") and "\n" not in err
+    assert main(args + ["--family", "sd3"]) == 2

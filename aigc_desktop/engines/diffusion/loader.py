@@ -95,6 +95,8 @@ def _load_folder(ref: ModelRef, path: Path, dtype: torch.dtype) -> LoadedModel:
         from aigc_desktop.engines.diffusion import single_file
 
         kwargs["vae"] = single_file.load_vae(Path(ref.vae).expanduser(), family, dtype)
+    if _only_fp16_weights(path / "unet"):
+        kwargs["variant"] = "fp16"  # folders saved with variant="fp16" and nothing else
     try:
         pipe = cls.from_pretrained(str(path), **kwargs)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, json.JSONDecodeError, RuntimeError) as exc:
@@ -105,6 +107,11 @@ def _load_folder(ref: ModelRef, path: Path, dtype: torch.dtype) -> LoadedModel:
     sched_cfg = dict(pipe.scheduler.config)
     return LoadedModel(ref=ref, pipe=pipe, family=family, variant=ident.variant,
                        device=torch.device("cpu"), dtype=dtype, scheduler_config=sched_cfg)
+
+
+def _only_fp16_weights(folder: Path) -> bool:
+    names = [p.name for p in folder.glob("*") if p.suffix in (".safetensors", ".bin")]
+    return bool(names) and all(".fp16." in n for n in names)
 
 
 def first_line(exc: BaseException | str) -> str:
