@@ -119,12 +119,6 @@ def pickle_strings(path: str | Path, limit: int = 2_000_000) -> set[str]:
 
 
 UNET_PREFIX = "model.diffusion_model."
-# Where each family keeps its text encoder(s) in the original single-file layout.
-TEXT_ENCODER_PREFIXES = {
-    "sd1": ("cond_stage_model.transformer.",),  # CLIP ViT-L, transformers layout
-    "sd2": ("cond_stage_model.model.",),  # OpenCLIP ViT-H, open_clip layout
-    "sdxl": ("conditioner.embedders.0.transformer.", "conditioner.embedders.1.model."),  # CLIP-L + OpenCLIP bigG
-}
 # Cross-attention width of each family's UNet (the text encoder's width; SDXL concatenates two).
 FAMILY_WIDTHS = {768: "sd1", 1024: "sd2", 2048: "sdxl"}
 
@@ -197,7 +191,6 @@ def _identify_checkpoint(keys: set[str], shapes: dict[str, tuple[int, ...]]) -> 
         found = f"found a UNet with cross-attention width {width}" if width else "found a UNet"
         note = (f"{found} ({family}-sized) but no text encoder" if family
                 else f"{found} and no text encoder; choose the family by hand")
-    info["text_encoder"] = not note
     return Identification("checkpoint", family=family, variant=variant, note=note, info=info)
 
 

@@ -15,9 +15,9 @@ from typing import Any, Mapping
 
 import torch
 
+from aigc_desktop.core.detect import UNET_PREFIX
 from aigc_desktop.core.errors import ModelLoadError
 
-UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIXES = ("first_stage_model.", "vae.")
 # Text encoders by slot: (prefix, layout). "hf" = transformers' CLIP names, "open_clip" = OpenCLIP names.
 TEXT_ENCODERS = {
