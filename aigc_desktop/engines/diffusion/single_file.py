@@ -186,7 +186,12 @@ def safe_torch_load(path: Path) -> Any:
     try:
         with torch.serialization.safe_globals(allowed), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "pickle protocol 4 ..." notes from the weights-only unpickler
-            return torch.load(str(path), map_location="cpu", weights_only=True, mmap=is_zip)
+            try:
+                return torch.load(str(path), map_location="cpu", weights_only=True, mmap=is_zip)
+            except RuntimeError as exc:  # zips written by old torch versions may not map: read them instead
+                if not is_zip or "mmap" not in str(exc):
+                    raise
+                return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         names = re.findall(r"GLOBAL ([\w.]+)", str(exc))
         if names:
@@ -288,12 +293,6 @@ def _unet(sf: StateFile, fam: FamilyConfig, dtype: torch.dtype, pooled_dim: int 
     from diffusers import UNet2DConditionModel
 
     raw = sf.tensors(sf.keys_under(ldm.UNET_PREFIX), dtype, strip=ldm.UNET_PREFIX)
-    text_time = "label_emb.0.0.weight" in raw
-    if text_time != (fam.family == "sdxl"):
-        found = "a UNet with an extra (class or text-time) embedding" if text_time else "a UNet without SDXL's " \
-                "text-time embedding"
-        raise ModelLoadError(f"{sf.path.name}: found {found}, which does not fit {fam.family}"
-                             f"{' (unCLIP and upscaler models are not supported)' if text_time else ''}")
     try:
         state = {k: v for k, v in ldm.unet_to_diffusers(raw).items() if v is not None}
     except (KeyError, IndexError, ValueError) as exc:
@@ -364,6 +363,12 @@ def build_checkpoint(ref: ModelRef, sf: StateFile, dtype: torch.dtype) -> Loaded
     if ident.variant == "refiner" and family == "sdxl":
         raise ModelLoadError(f"{name} is an SDXL refiner (OpenCLIP bigG only), which is not supported as a model "
                              "on its own")
+    embedding = ldm.UNET_PREFIX + "label_emb.0.0.weight" in sf.shapes  # SDXL's text-time embedding
+    if embedding and family != "sdxl":
+        raise ModelLoadError(f"{name}: the UNet has an extra embedding that {family} models lack (unCLIP and "
+                             "upscaler models are not supported)")
+    if family == "sdxl" and not embedding:
+        raise ModelLoadError(f"{name}: the UNet lacks SDXL's text-time embedding; it is not an SDXL model")
     prediction, why = resolve_prediction_type(ref, sf, family, ident.variant)
     fam = family_config(family, prediction)
     encoders = {slot: _text_encoder(sf, fam, slot, dtype) for slot in fam.text_encoder_slots}
