@@ -311,6 +311,13 @@ def _plan(text: str, encoders: list[Encoder], files: dict[str, Path],
 
 
 def _device(pipe: Any, fallback: torch.device) -> torch.device:
+    encoder = getattr(pipe, "text_encoder", None) or getattr(pipe, "text_encoder_2", None)
+    if isinstance(encoder, torch.nn.Module) and getattr(encoder, "_hf_hook", None) is None:
+        # No offload hook: the encoder runs where its weights are. Cheap, unlike _execution_device,
+        # which walks every module of the pipeline (~20 ms per job on a tiny model, more on SD).
+        param = next(encoder.parameters(), None)
+        if param is not None:
+            return param.device
     try:
         return pipe._execution_device  # honours CPU-offload hooks
     except (AttributeError, RuntimeError):
