@@ -85,7 +85,8 @@ def _load_folder(ref: ModelRef, path: Path, dtype: torch.dtype) -> LoadedModel:
         family = ref.family
     from aigc_desktop.engines.diffusion.families import family_config
 
-    cls = family_config(family).pipeline_class()
+    fam = family_config(family)
+    cls = fam.pipeline_class()
     kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True}
     if family != "sdxl":
         kwargs.update(safety_checker=None, requires_safety_checker=False, feature_extractor=None)
@@ -95,6 +96,9 @@ def _load_folder(ref: ModelRef, path: Path, dtype: torch.dtype) -> LoadedModel:
         from aigc_desktop.engines.diffusion import single_file
 
         kwargs["vae"] = single_file.load_vae(Path(ref.vae).expanduser(), family, dtype)
+    for slot in ("tokenizer", "tokenizer_2"):  # a folder without its tokenizer files takes the family's
+        if slot in fam.model_index and not any((path / slot / f).is_file() for f in ("vocab.json", "tokenizer.json")):
+            kwargs[slot] = fam.tokenizer(slot)
     if _only_fp16_weights(path / "unet"):
         kwargs["variant"] = "fp16"  # folders saved with variant="fp16" and nothing else
     try:
