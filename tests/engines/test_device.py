@@ -38,3 +38,13 @@ def test_threads_leave_a_core_to_the_ui_on_small_machines(monkeypatch, cores, ex
     monkeypatch.setattr(device.os, "cpu_count", lambda: cores)
     assert device.default_threads() == expected
     assert device.default_threads(5) == 5
+
+
+def test_model_memory_estimate_from_headers(tiny_sd_path):
+    from aigc_desktop.engines.diffusion.engine import estimate_bytes
+
+    params = sum(p.numel() for name in ("unet", "vae", "text_encoder")
+                 for p in __import__("safetensors.torch", fromlist=["load_file"]).load_file(
+                     str(next((tiny_sd_path / name).glob("*.safetensors")))).values())
+    assert estimate_bytes(tiny_sd_path, 4) == params * 4
+    assert estimate_bytes(tiny_sd_path, 2) == params * 2

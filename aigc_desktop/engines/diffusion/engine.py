@@ -39,6 +39,30 @@ def initial_noise(seeds: list[int], shape: tuple[int, ...]) -> tuple[torch.Tenso
     return noise_lib.draw(gens, shape), gens
 
 
+def estimate_bytes(path: Path, element_size: int) -> int:
+    """Memory a model will take once loaded at `element_size` bytes per weight, from its files' headers
+    (safetensors) or sizes (others), so the cache can make room before loading rather than after."""
+    from aigc_desktop.core.detect import HeaderError, read_safetensors_header
+
+    files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+    total = 0
+    for f in files:
+        if f.suffix == ".safetensors":
+            try:
+                header = read_safetensors_header(f)
+            except (HeaderError, OSError):
+                continue
+            for name, entry in header.items():
+                if name != "__metadata__" and entry.get("dtype") in ("F16", "BF16", "F32", "F64"):
+                    numel = 1
+                    for dim in entry.get("shape", ()):
+                        numel *= int(dim)
+                    total += numel * element_size
+        elif f.suffix in (".bin", ".ckpt", ".pt", ".pth"):
+            total += f.stat().st_size * element_size // 4  # usually fp32 on disk
+    return total
+
+
 class DiffusionEngine:
     def __init__(self, options: EngineOptions | None = None) -> None:
         self.options = options or EngineOptions()
@@ -63,7 +87,8 @@ class DiffusionEngine:
             return hit
         if emit:
             emit(Status(job_id=spec.id, text=f"Loading {spec.model.name}…"))
-        return cache.get_or_load(key, lambda: load_model(spec.model, device, dtype))
+        estimate = estimate_bytes(Path(spec.model.path).expanduser(), torch.empty((), dtype=dtype).element_size())
+        return cache.get_or_load(key, lambda: load_model(spec.model, device, dtype), estimate=estimate)
 
     # -- running
     def run(self, spec: DiffusionJob, emit: Emit, cancelled: IsCancelled) -> JobResult:
