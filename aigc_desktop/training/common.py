@@ -28,9 +28,8 @@ import torch
 from PIL import Image
 
 from aigc_desktop.core.errors import CancelRequested, UserError
+from aigc_desktop.training.runfiles import CHECKPOINT, LOSSES, MODEL_DIR, SAMPLES_DIR, read_losses
 
-CHECKPOINT = "checkpoint.pt"
-LOSSES = "losses.jsonl"
 
 
 @dataclass
@@ -65,6 +64,8 @@ class TrainConfig:
             raise UserError(f"Batch size must be at least 1, got {self.batch}")
         if not (0.0 < self.lr < 1.0):
             raise UserError(f"Learning rate must be between 0 and 1, got {self.lr}")
+        if not Path(self.data).is_dir():
+            raise UserError(f"Data folder not found: {self.data}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -180,17 +181,6 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure here is a broken or foreign file
         raise UserError(f"Cannot resume from {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
-
-
-def read_losses(out: str | Path) -> list[dict[str, float]]:
-    path = Path(out) / LOSSES
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        with contextlib.suppress(ValueError):
-            rows.append(json.loads(line))
-    return rows
 
 
 @dataclass
@@ -357,7 +347,7 @@ class Trainer:
 
     def save_samples(self) -> Image.Image:
         grid = self.sample()
-        folder = self.out / "samples"
+        folder = self.out / SAMPLES_DIR
         folder.mkdir(parents=True, exist_ok=True)
         grid.save(folder / f"step_{self.step:06d}.png")
         if self.hooks.sample:
@@ -422,14 +412,14 @@ class Trainer:
             if bar is not None:
                 bar.close()
         if self._saved_step == self.step:
-            return self.out / "model"
+            return self.out / MODEL_DIR
         return self._finish_chunk(samples=self.step % max(1, self.config.sample_every) != 0)
 
     def _finish_chunk(self, samples: bool = False) -> Path:
         self.save_checkpoint()
         if samples:
             self.save_samples()
-        folder = self.export(self.out / "model")
+        folder = self.export(self.out / MODEL_DIR)
         self._saved_step = self.step
         return folder
 

@@ -40,6 +40,7 @@ class DiffusionConfig(TrainConfig):
     warmup: int = 200
     vae: str = ""  # a trained AutoencoderKL folder (frozen); "" = train one first (stage 1)
     vae_steps: int = 2000
+    vae_channels: str = ""  # stage-1 VAE widths, e.g. "32,64" (factor 2); "" = the VAE trainer's default
     init: str = ""  # start from this pipeline folder (fine-tuning; its VAE and tokenizer are used)
     tokenizer: str = ""  # folder with vocab.json + merges.txt; "" = the app's CLIP tokenizer; "bytes" = byte-level
     unet_channels: str = "64,128,128"
@@ -172,7 +173,7 @@ class DiffusionTrainer(Trainer):
             vae_cfg = VAEConfig(data=cfg.data, out=str(stage), resolution=cfg.resolution, steps=cfg.vae_steps,
                                 batch=min(cfg.batch, 16), lr=5e-4, seed=cfg.seed, device=cfg.device,
                                 threads=cfg.threads, sample_every=cfg.sample_every,
-                                checkpoint_every=cfg.checkpoint_every, arch="kl",
+                                checkpoint_every=cfg.checkpoint_every, arch="kl", channels=cfg.vae_channels,
                                 resume=(stage / "checkpoint.pt").is_file())
             VAETrainer(vae_cfg, self.hooks).run()
         return stage / "model"

@@ -105,7 +105,9 @@ class VAETrainer(Trainer):
         self.net.to(self.device).train()
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
         self.emas = {"net": EMA(self.net, cfg.ema_decay)}
-        self.fixed = torch.arange(min(8, len(self.images)))
+        # Fixed images for sample grids and an evenly spread subset for the figures written at export.
+        self.fixed = torch.linspace(0, len(self.images) - 1, min(8, len(self.images))).long()
+        self.measured = torch.linspace(0, len(self.images) - 1, min(256, len(self.images))).long()
 
     def models(self):
         return {"net": self.net}
@@ -154,16 +156,17 @@ class VAETrainer(Trainer):
 
     @torch.no_grad()
     def measure_psnr(self, batch: int = 64) -> float:
-        values = [psnr(self.reconstruct(self.images[i:i + batch]), self.images[i:i + batch])
-                  for i in range(0, len(self.images), batch)]
+        """Mean reconstruction PSNR (EMA weights, latent means) over the measured subset."""
+        images = self.images[self.measured.to(self.device)]
+        values = [psnr(self.reconstruct(images[i:i + batch]), images[i:i + batch]) for i in range(0, len(images), batch)]
         return float(torch.cat(values).mean())
 
     @torch.no_grad()
     def latent_scale(self, batch: int = 64) -> float:
         """1 / std of the latents over the data: diffusion trains on unit-variance latents."""
         net = self.emas["net"].model
-        latents = torch.cat([net.encode(self.images[i:i + batch]).latent_dist.mean
-                             for i in range(0, len(self.images), batch)])
+        images = self.images[self.measured.to(self.device)]
+        latents = torch.cat([net.encode(images[i:i + batch]).latent_dist.mean for i in range(0, len(images), batch)])
         return float(1.0 / latents.float().std().clamp_min(1e-6))
 
     def export(self, folder: Path) -> Path:
