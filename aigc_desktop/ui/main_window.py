@@ -101,6 +101,7 @@ class MainWindow(QMainWindow):
 
         # Wiring
         self.prompt_panel.generate_requested.connect(self.generate)
+        self.prompt_panel.parameters_loaded.connect(self._on_parameters_loaded)
         self.stylegan_panel.generate_requested.connect(self.generate)
         self.stylegan_panel.job_requested.connect(self.submit_job)
         self.stylegan.live_image.connect(self._on_live_image)
@@ -274,7 +275,23 @@ class MainWindow(QMainWindow):
         if is_stylegan:
             self.stylegan_dock.raise_()
         if info is not None and info.kind in DIFFUSION_KINDS:
-            self.prompt_panel.set_default_size(1024 if info.family == "sdxl" else 512)
+            # Follow the family's native size, but only when the size shown is the other family's
+            # default: a size the user chose (or restored from an image) stays.
+            native = 1024 if info.family == "sdxl" else 512
+            panel = self.prompt_panel
+            if {panel.width_box.value(), panel.height_box.value()} == {1536 - native}:
+                panel.set_default_size(native)
+
+    @Slot(object)
+    def _on_parameters_loaded(self, meta) -> None:
+        """An image's parameters were restored: select the model it was made with, when we have it."""
+        from aigc_desktop.core.restore import find_model
+
+        candidates = [m for m in self.models.models if m.kind in DIFFUSION_KINDS]
+        info = find_model(meta, candidates)
+        if info is not None:
+            self.models.select(info)
+            self.status.showMessage(f"Model {info.name} selected from the image's metadata", 8000)
 
     @Slot(str)
     def _on_started(self, job_id: str) -> None:

@@ -202,3 +202,23 @@ def test_history_collects_results_newest_first(qtbot, fake_window):
     assert history.entry_for(history.list.item(0)).record["prompt"] == "second"
     assert history.entry_for(history.list.item(2)).record["prompt"] == "first"
     history._activate(history.list.item(2))  # no crash; the canvas centres on it
+
+
+def test_dropping_an_image_restores_params_and_selects_its_model(qtbot, fake_window, tmp_path):
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    w = fake_window
+    other = w.models.add_model_path(w.models.models[0].path)  # the tiny model, selected
+    w.models.select(None)
+    info = PngInfo()
+    info.add_text("parameters", "a castle on a hill\nNegative prompt: fog\n"
+                  "Steps: 12, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 5.5, Seed: 1234, "
+                  "Size: 128x192, Model: tiny-sd")
+    path = tmp_path / "a1111.png"
+    Image.new("RGB", (8, 8)).save(path, pnginfo=info)
+    w.prompt_panel.load_parameters_from(str(path))
+    p = w.prompt_panel.params()
+    assert (p.prompt, p.negative_prompt, p.seed, p.steps, p.cfg_scale) == ("a castle on a hill", "fog", 1234, 12, 5.5)
+    assert (p.width, p.height, p.scheduler) == (128, 192, "dpmpp_2m_karras")
+    assert w.models.selected is not None and w.models.selected.path == other.path
