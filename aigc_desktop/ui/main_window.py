@@ -195,7 +195,8 @@ class MainWindow(QMainWindow):
             detail = f": {info.note}" if info.note else ""
             raise UserError(f"{info.name} is a {info.label}, not a model that generates images{detail}")
         params = self.prompt_panel.params().with_seed_resolved()
-        ref = jobs.ModelRef(info.path, kind=info.kind, family=self.models.family_override or info.family)
+        ref = jobs.ModelRef(info.path, kind=info.kind, family=self.models.family_override or info.family,
+                            vae=self.models.vae_override, prediction_type=self.models.prediction_override)
         return jobs.DiffusionJob(model=ref, params=params)
 
     @Slot()

@@ -222,3 +222,22 @@ def test_dropping_an_image_restores_params_and_selects_its_model(qtbot, fake_win
     assert (p.prompt, p.negative_prompt, p.seed, p.steps, p.cfg_scale) == ("a castle on a hill", "fog", 1234, 12, 5.5)
     assert (p.width, p.height, p.scheduler) == (128, 192, "dpmpp_2m_karras")
     assert w.models.selected is not None and w.models.selected.path == other.path
+
+
+def test_gallery_choices_reach_the_job(qtbot, fake_window, tmp_path):
+    from safetensors.torch import save_file
+    import torch
+
+    w = fake_window
+    vae_file = w.settings.models_dir() / "my-vae.safetensors"
+    save_file({"encoder.down.0.block.0.conv1.weight": torch.zeros(1),
+               "decoder.up.0.block.0.conv1.weight": torch.zeros(1)}, str(vae_file))
+    w.models.refresh(wait=True)
+    qtbot.waitUntil(lambda: w.gallery.vae.count() == 2, timeout=5000)
+    w.gallery.vae.setCurrentIndex(1)
+    w.gallery.family.setCurrentIndex(w.gallery.family.findData("sd2"))
+    w.gallery.prediction.setCurrentIndex(w.gallery.prediction.findData("v_prediction"))
+    w.models.select(next(m for m in w.models.models if m.kind == "diffusers"))
+    spec = w.build_job()
+    assert spec.model.vae == str(vae_file)
+    assert spec.model.family == "sd2" and spec.model.prediction_type == "v_prediction"

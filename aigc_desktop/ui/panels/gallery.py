@@ -40,6 +40,14 @@ class ModelGallery(QWidget):
             self.family.addItem(label, value)
         self.family.setToolTip("Model family (override when detection fails)")
         self.family.currentIndexChanged.connect(self._on_family)
+        self.vae = QComboBox()
+        self.vae.setToolTip("A standalone VAE file that replaces the model's own")
+        self.vae.currentIndexChanged.connect(self._on_vae)
+        self.prediction = QComboBox()
+        for label, value in (("Auto", None), ("epsilon", "epsilon"), ("v-prediction", "v_prediction")):
+            self.prediction.addItem(label, value)
+        self.prediction.setToolTip("Prediction type (SD 2.x files do not say; override when images look wrong)")
+        self.prediction.currentIndexChanged.connect(self._on_prediction)
         self.detail = QLabel("")
         self.detail.setWordWrap(True)
         self.detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -57,10 +65,16 @@ class ModelGallery(QWidget):
         family_row = QHBoxLayout()
         family_row.addWidget(QLabel("Family"))
         family_row.addWidget(self.family, 1)
+        family_row.addWidget(QLabel("Prediction"))
+        family_row.addWidget(self.prediction, 1)
+        vae_row = QHBoxLayout()
+        vae_row.addWidget(QLabel("VAE"))
+        vae_row.addWidget(self.vae, 1)
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.list, 1)
         layout.addLayout(family_row)
+        layout.addLayout(vae_row)
         layout.addWidget(self.detail)
         layout.addLayout(buttons)
 
@@ -82,6 +96,17 @@ class ModelGallery(QWidget):
                 item.setForeground(Qt.GlobalColor.gray)
             self.list.addItem(item)
         self.list.blockSignals(False)
+        current_vae = self.models.vae_override
+        self.vae.blockSignals(True)
+        self.vae.clear()
+        self.vae.addItem("Model's own", None)
+        for info in self.models.models:
+            if info.kind == "vae":
+                self.vae.addItem(info.name, info.path)
+        index = self.vae.findData(current_vae)
+        self.vae.setCurrentIndex(max(0, index))
+        self.vae.blockSignals(False)
+        self.models.vae_override = self.vae.currentData()
         self._on_selection(self.models.selected)
 
     @Slot(object)
@@ -114,6 +139,12 @@ class ModelGallery(QWidget):
 
     def _on_family(self) -> None:
         self.models.family_override = self.family.currentData()
+
+    def _on_vae(self) -> None:
+        self.models.vae_override = self.vae.currentData()
+
+    def _on_prediction(self) -> None:
+        self.models.prediction_override = self.prediction.currentData()
 
     def _add_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Add a models folder")

@@ -23,7 +23,10 @@ class ModelsViewModel(QObject):
         self.folders: list[Path] = list(folders or [])
         self.models: list[ModelInfo] = []
         self.selected: ModelInfo | None = None
+        # Per-session choices applied to diffusion jobs (gallery combos): family, VAE file, prediction type.
         self.family_override: str | None = None
+        self.vae_override: str | None = None
+        self.prediction_override: str | None = None
         self._preferred: str | None = None
         self._thread: threading.Thread | None = None
         self._scanned.connect(self._on_scanned)
