@@ -102,6 +102,7 @@ class MainWindow(QMainWindow):
         # Wiring
         self.prompt_panel.generate_requested.connect(self.generate)
         self.prompt_panel.parameters_loaded.connect(self._on_parameters_loaded)
+        self.history_panel.use_as_init_requested.connect(self._use_as_init)
         self.stylegan_panel.generate_requested.connect(self.generate)
         self.stylegan_panel.job_requested.connect(self.submit_job)
         self.stylegan.live_image.connect(self._on_live_image)
@@ -282,6 +283,13 @@ class MainWindow(QMainWindow):
             panel = self.prompt_panel
             if {panel.width_box.value(), panel.height_box.value()} == {1536 - native}:
                 panel.set_default_size(native)
+
+    @Slot(object)
+    def _use_as_init(self, entry: CanvasImage) -> None:
+        self.prompt_panel.options.use_image(entry.image, entry.path)
+        self.prompt_panel.width_box.setValue(entry.image.width // 8 * 8)
+        self.prompt_panel.height_box.setValue(entry.image.height // 8 * 8)
+        self.prompt_dock.raise_()
 
     @Slot(object)
     def _on_parameters_loaded(self, meta) -> None:

@@ -241,3 +241,47 @@ def test_gallery_choices_reach_the_job(qtbot, fake_window, tmp_path):
     spec = w.build_job()
     assert spec.model.vae == str(vae_file)
     assert spec.model.family == "sd2" and spec.model.prediction_type == "v_prediction"
+
+
+def test_img2img_from_history_with_the_real_engine(qtbot, models_dir):
+    w = make_window(qtbot, models_dir, save_outputs=False)
+    try:
+        set_prompt(w, steps=2)
+        w.prompt_panel.seed.setValue(3)
+        with qtbot.waitSignal(w.queue.job_finished, timeout=120000):
+            w.generate()
+        entry = w.history_panel.entry_for(w.history_panel.list.item(0))
+        assert entry.path is None  # saving is off: the pixels travel as PNG bytes
+        w._use_as_init(entry)
+        options = w.prompt_panel.options
+        assert options.isChecked() and options.mode.currentData() == "img2img"
+        options.strength.setValue(0.5)
+        options.variation_seed.setValue(9)
+        options.variation_strength.setValue(0.3)
+        with qtbot.waitSignal(w.queue.job_finished, timeout=120000) as blocker:
+            w.generate()
+        record = blocker.args[1].records[0]
+        assert record["mode"] == "img2img" and record["strength"] == 0.5
+        assert record["variation_seed"] == 9 and record["variation_strength"] == 0.3
+        assert w.history_panel.list.count() == 2
+    finally:
+        w.close()
+
+
+def test_options_round_trip_through_set_params(qtbot):
+    from aigc_desktop.core.params import GenerationParams
+    from aigc_desktop.ui.panels.prompt import PromptPanel
+
+    panel = PromptPanel()
+    qtbot.addWidget(panel)
+    p = GenerationParams(prompt="x", seed=4, mode="outpaint", init_image="/tmp/a.png", outpaint=(64, 0, 128, 0),
+                         mask_blur=8, variation_seed=5, variation_strength=0.2, clip_skip=2)
+    panel.set_params(p)
+    panel.options.init_image.set_path("/tmp/a.png")
+    q = panel.params()
+    assert (q.mode, q.outpaint, q.mask_blur, q.variation_seed, q.variation_strength, q.clip_skip) == \
+        ("outpaint", (64, 0, 128, 0), 8, 5, 0.2, 2)
+    assert q.init_image == "/tmp/a.png"
+    assert panel.options.isChecked()
+    panel.set_params(GenerationParams())
+    assert panel.params().variation_seed is None and panel.params().mode == "txt2img"

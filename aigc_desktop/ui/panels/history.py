@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, QUrl, Slot
+from PySide6.QtCore import QSize, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices, QIcon
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QMenu, QVBoxLayout, QWidget
 
@@ -13,6 +13,8 @@ THUMB = 96
 
 
 class HistoryPanel(QWidget):
+    use_as_init_requested = Signal(object)  # CanvasImage to take as the init image (img2img)
+
     def __init__(self, document: DocumentViewModel, parent=None) -> None:
         super().__init__(parent)
         self.setObjectName("HistoryPanel")
@@ -62,6 +64,8 @@ class HistoryPanel(QWidget):
         menu = QMenu(self)
         show = menu.addAction("Show on canvas")
         show.triggered.connect(lambda: self.document.focus_requested.emit(entry))
+        use = menu.addAction("Use as init image (img2img)")
+        use.triggered.connect(lambda: self.use_as_init_requested.emit(entry))
         if entry.path:
             folder = menu.addAction("Open containing folder")
             from pathlib import Path

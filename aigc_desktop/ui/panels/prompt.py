@@ -10,6 +10,8 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayo
 
 from aigc_desktop.core.params import DEFAULT_SCHEDULER, MAX_SEED, SCHEDULERS, GenerationParams
 from aigc_desktop.core.restore import PANEL_FIELDS
+from aigc_desktop.ui.panels.image_options import FIELDS as OPTION_FIELDS
+from aigc_desktop.ui.panels.image_options import ImageOptions
 
 # Files a drop or "Load parameters from image…" reads generation parameters from.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -33,7 +35,8 @@ class SeedBox(QDoubleSpinBox):
 class PromptPanel(QWidget):
     generate_requested = Signal()
     parameters_loaded = Signal(object)  # core.metadata.ImageMetadata of an image dropped / loaded
-    restore_fields = PANEL_FIELDS  # the GenerationParams fields this panel shows (and so can restore)
+    # The GenerationParams fields this panel shows (and so can restore from an image's metadata).
+    restore_fields = PANEL_FIELDS | OPTION_FIELDS
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -103,6 +106,8 @@ class PromptPanel(QWidget):
         form.addRow("Sampler", self.scheduler)
         form.addRow("Batch", batch_row)
 
+        self.options = ImageOptions()
+
         self.generate = QPushButton("Generate")
         self.generate.setObjectName("generate")
         self.generate.setDefault(True)
@@ -133,6 +138,7 @@ class PromptPanel(QWidget):
         layout.addWidget(QLabel("Negative prompt"))
         layout.addWidget(self.negative, 1)
         layout.addLayout(form)
+        layout.addWidget(self.options)
         layout.addWidget(self.generate)
         layout.addWidget(self.message)
         layout.addStretch(0)
@@ -143,12 +149,12 @@ class PromptPanel(QWidget):
 
     def params(self) -> GenerationParams:
         """The parameters as shown, seed not yet resolved (-1 stays random)."""
-        return GenerationParams(
+        return self.options.apply(GenerationParams(
             prompt=self.prompt.toPlainText(), negative_prompt=self.negative.toPlainText(),
             seed=self.seed.seed(), steps=self.steps.value(), cfg_scale=self.cfg.value(),
             width=self.width_box.value(), height=self.height_box.value(),
             scheduler=self.scheduler.currentData(), batch_size=self.batch_size.value(),
-            batch_count=self.batch_count.value())
+            batch_count=self.batch_count.value()))
 
     def set_params(self, p: GenerationParams) -> None:
         self.prompt.setPlainText(p.prompt)
@@ -163,6 +169,7 @@ class PromptPanel(QWidget):
             self.scheduler.setCurrentIndex(idx)
         self.batch_size.setValue(p.batch_size)
         self.batch_count.setValue(p.batch_count)
+        self.options.set_from(p)
 
     def set_default_size(self, size: int) -> None:
         self.width_box.setValue(size)
