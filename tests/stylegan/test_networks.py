@@ -216,3 +216,19 @@ def test_training_api_backpropagates_and_tracks_averages():
     G3 = Generator.from_config(TINY_CONFIGS["sg3-t"]).train()
     G3(torch.randn(2, G3.z_dim), None, update_emas=True).mean().backward()
     assert float(G3.synthesis.L0_24_32.magnitude_ema) != 1.0
+
+
+@pytest.mark.parametrize("name", ["sg2-skip", "sg3-t"])
+def test_float16_layers_as_on_cuda(monkeypatch, generators, name):
+    """The layers a checkpoint marks float16 (num_fp16_res) run in float16 where that is allowed (CUDA);
+    the image stays float32 and close to the float32 one; force_fp32 restores it exactly."""
+    from aigc_desktop.engines.stylegan import ops
+
+    G = generators[name]
+    ws = sampling.latent_ws(G, sampling.Latent(seed=3, truncation_psi=0.7))
+    ref = sampling.synthesize(G, ws)
+    monkeypatch.setattr(ops, "fp16_supported", lambda device: True)
+    half = sampling.synthesize(G, ws)
+    assert half.dtype == torch.float32
+    assert 0 < float((half - ref).abs().max()) < 0.02 * float(ref.abs().max())
+    assert torch.equal(sampling.synthesize(G, ws, force_fp32=True), ref)

@@ -23,6 +23,11 @@ import torch.nn.functional as F
 
 Pad = Union[int, Sequence[int]]
 
+def fp16_supported(device: torch.device) -> bool:
+    """Layers a checkpoint marks float16 run in float16 on CUDA only; CPU and MPS keep float32."""
+    return device.type == "cuda"
+
+
 # ----------------------------------------------------------------------------------------- bias + act
 
 # name -> (function, default gain). The gains keep the signal's magnitude (He et al.); lrelu uses alpha.
@@ -49,16 +54,19 @@ def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, act: str = "linear"
     if act not in _ACTIVATIONS:
         raise ValueError(f"unknown activation '{act}'")
     fn, default_gain = _ACTIVATIONS[act]
+    source = x
     if b is not None:
         shape = [1] * x.ndim
         shape[dim] = -1
         x = x + b.to(x.dtype).reshape(shape)
     x = fn(x, 0.2 if alpha is None else float(alpha))
     gain = default_gain if gain is None else float(gain)
+    # In place on our own intermediate when no gradient is needed: half the memory traffic on big maps.
+    in_place = x is not source and not (torch.is_grad_enabled() and x.requires_grad)
     if gain != 1:
-        x = x * gain
+        x = x.mul_(gain) if in_place else x * gain
     if clamp is not None and clamp >= 0:
-        x = x.clamp(-clamp, clamp)
+        x = x.clamp_(-clamp, clamp) if in_place else x.clamp(-clamp, clamp)
     return x
 
 
@@ -129,6 +137,8 @@ def _fir_depthwise(x: torch.Tensor, kernel: torch.Tensor, up: tuple[int, int], d
     (ux, uy), (dx, dy) = up, down
     px0, px1, py0, py1 = pad
     weight = kernel.reshape(1, 1, kh, kw).expand(c, 1, kh, kw).contiguous()
+    if x.device.type == "cpu" and c > 1:
+        x = x.contiguous(memory_format=torch.channels_last)  # CPU depthwise kernels are 2-4x faster so
     if ux > 1 or uy > 1:
         # conv_transpose2d places sample i at i*u and adds the flipped kernel around it; the padding
         # then shifts this "full" result onto the zero-insert + pad + valid-correlation grid.

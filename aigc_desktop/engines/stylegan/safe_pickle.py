@@ -200,7 +200,7 @@ def load(path: str | Path) -> Any:
         raise ModelLoadError(f"File not found: {path}") from None
     except (EOFError, pickle.UnpicklingError, ValueError, TypeError, IndexError, KeyError, AttributeError,
             RuntimeError, OverflowError, MemoryError) as exc:
-        kind = "truncated" if isinstance(exc, EOFError) else "corrupted"
+        kind = "truncated" if isinstance(exc, EOFError) or "truncated" in str(exc) else "corrupted"
         raise ModelLoadError(f"{path.name} is {kind} or not a network pickle ({type(exc).__name__}: "
                              f"{str(exc)[:120] or 'no detail'})") from None
 

@@ -17,6 +17,7 @@ import math
 import numpy as np
 import torch
 
+from aigc_desktop.engines.stylegan import ops
 from aigc_desktop.engines.stylegan.mapping import FullyConnectedLayer
 from aigc_desktop.engines.stylegan.ops import (activation_gain, bias_act, conv2d_resample, modulated_conv2d,
                                                setup_filter, upsample2d)
@@ -188,8 +189,7 @@ class SynthesisBlock(torch.nn.Module):
                 force_fp32: bool = False, fused_modconv: bool | None = None,
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         w_iter = iter(ws.unbind(dim=1))
-        # float16 only on CUDA: CPU and MPS run these layers in float32.
-        dtype = torch.float16 if (self.use_fp16 and not force_fp32 and ws.device.type == "cuda") else torch.float32
+        dtype = torch.float16 if (self.use_fp16 and not force_fp32 and ops.fp16_supported(ws.device)) else torch.float32
         memory_format = torch.channels_last if self.channels_last and not force_fp32 else torch.contiguous_format
         if fused_modconv is None:
             # One grouped conv with per-sample kernels when it is cheap and safe; the batched form otherwise.

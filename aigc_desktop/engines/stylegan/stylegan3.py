@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from aigc_desktop.engines.stylegan.mapping import FullyConnectedLayer
+from aigc_desktop.engines.stylegan import ops
 from aigc_desktop.engines.stylegan.ops import filtered_lrelu
 
 
@@ -257,8 +258,7 @@ class SynthesisLayer(torch.nn.Module):
         styles = self.affine(w)
         if self.is_torgb:
             styles = styles * (1 / np.sqrt(self.in_channels * self.conv_kernel ** 2))
-        # float16 only on CUDA: CPU and MPS run every layer in float32.
-        dtype = torch.float16 if (self.use_fp16 and not force_fp32 and x.device.type == "cuda") else torch.float32
+        dtype = torch.float16 if (self.use_fp16 and not force_fp32 and ops.fp16_supported(x.device)) else torch.float32
         x = modulated_conv2d(x.to(dtype), self.weight, styles, demodulate=not self.is_torgb,
                              padding=self.conv_kernel - 1, input_gain=input_gain)
         gain = 1 if self.is_torgb else np.sqrt(2)
