@@ -7,8 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Slot
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
-                               QStatusBar)
+from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QScrollArea, QStatusBar, QTabWidget)
 
 from aigc_desktop import __version__
 from aigc_desktop.core import jobs
@@ -66,17 +65,23 @@ class MainWindow(QMainWindow):
         self.gallery = ModelGallery(self.models)
         self.queue_panel = QueuePanel(self.queue)
         self.history_panel = HistoryPanel(self.document)
-        self.prompt_dock = self._dock("Prompt", self.prompt_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        # Side docks run the full height (the history strip sits under the canvas only); tabs on top.
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.setTabPosition(Qt.DockWidgetArea.AllDockWidgetAreas, QTabWidget.TabPosition.North)
+        self.prompt_dock = self._dock("Prompt", self.prompt_panel, Qt.DockWidgetArea.LeftDockWidgetArea,
+                                      scroll=True)
         self.gallery_dock = self._dock("Models", self.gallery, Qt.DockWidgetArea.RightDockWidgetArea)
         self.queue_dock = self._dock("Queue", self.queue_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self.history_dock = self._dock("History", self.history_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         # StyleGAN models get their own panel (tabbed with the prompt) and a live view with its own worker.
         self.stylegan = StyleGANViewModel(self.engine_options(), parent=self)
         self.stylegan_panel = StyleGANPanel(self.stylegan)
-        self.stylegan_dock = self._dock("StyleGAN", self.stylegan_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.stylegan_dock = self._dock("StyleGAN", self.stylegan_panel, Qt.DockWidgetArea.LeftDockWidgetArea,
+                                        scroll=True)
         # Training on the user's own images, tabbed with the queue.
         self.train_panel = TrainPanel(self.queue, start_worker=self.start_worker)
-        self.train_dock = self._dock("Train", self.train_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.train_dock = self._dock("Train", self.train_panel, Qt.DockWidgetArea.RightDockWidgetArea, scroll=True)
         self.tabifyDockWidget(self.queue_dock, self.train_dock)
         self.queue_dock.raise_()
         self.tabifyDockWidget(self.prompt_dock, self.stylegan_dock)
@@ -126,10 +131,21 @@ class MainWindow(QMainWindow):
         if scan_models:
             self.models.refresh()
 
-    def _dock(self, title: str, widget, area) -> QDockWidget:
+    def _dock(self, title: str, widget, area, scroll: bool = False) -> QDockWidget:
+        """A dock holding `widget`; form panels scroll instead of squeezing on small screens."""
         dock = QDockWidget(title, self)
         dock.setObjectName(f"{title}Dock")
-        dock.setWidget(widget)
+        if scroll:
+            area_widget = QScrollArea()
+            area_widget.setWidgetResizable(True)
+            area_widget.setFrameShape(QScrollArea.Shape.NoFrame)
+            area_widget.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            area_widget.setWidget(widget)
+            bar = area_widget.style().pixelMetric(area_widget.style().PixelMetric.PM_ScrollBarExtent)
+            area_widget.setMinimumWidth(widget.minimumSizeHint().width() + bar + 4)
+            dock.setWidget(area_widget)
+        else:
+            dock.setWidget(widget)
         self.addDockWidget(area, dock)
         return dock
 
