@@ -139,3 +139,30 @@ def test_gallery_conversion_adds_the_converted_model(qtbot, window):
     w.gallery.convert_requested.emit(path)
     qtbot.waitUntil(lambda: any(m.path.endswith("faces-safetensors") for m in w.models.models), timeout=20000)
     assert w.models.selected.path.endswith("faces-safetensors") and w.models.selected.kind == "stylegan"
+
+
+def test_settings_from_an_image_regenerate_it(qtbot, vm, sg_files, tmp_path):
+    from PIL import Image
+
+    from aigc_desktop.core.metadata import save_png
+    from aigc_desktop.ui.panels.stylegan import StyleGANPanel
+
+    spec = jobs.StyleGANJob(model=jobs.ModelRef(str(sg_files["ours"])), seeds=(321,), truncation_psi=0.55,
+                            truncation_cutoff=3, noise_mode="random", mix_seed=9, mix_layers="2-5")
+    runner = Runner(EngineOptions(threads=1))
+    try:
+        end = runner.run(spec, lambda e: None, lambda: False)
+    finally:
+        runner.close()
+    path = save_png(end.images[0], tmp_path / "made.png", end.records[0])
+    panel = StyleGANPanel(vm)
+    qtbot.addWidget(panel)
+    panel.load_from_image(str(path))
+    assert panel.message.text() == ""
+    assert (vm.params.seed, vm.params.truncation_psi, vm.params.truncation_cutoff) == (321, 0.55, 3)
+    assert (vm.params.mix_enabled, vm.params.mix_seed, vm.params.mix_layers) == (True, 9, "2-5")
+    assert panel.mix_layers.currentData() == "custom" and panel.mix_range.text() == "2-5"
+    assert np.array_equal(render(vm.build_job()), np.asarray(end.images[0]))
+    Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
+    panel.load_from_image(str(tmp_path / "plain.png"))
+    assert "no StyleGAN settings" in panel.message.text()

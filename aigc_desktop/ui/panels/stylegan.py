@@ -44,7 +44,10 @@ class StyleGANPanel(QWidget):
         next_seed.clicked.connect(lambda: self.seed.setValue(min(MAX_SEED, self.seed.value() + 1)))
         rnd = QToolButton(text="Random")
         rnd.clicked.connect(lambda: self.seed.setValue(random_seed()))
-        seed_row = self._row(self.seed, prev_seed, next_seed, rnd)
+        from_image = QToolButton(text="From image…")
+        from_image.setToolTip("Take the settings of a PNG made by the StyleGAN engine (its metadata)")
+        from_image.clicked.connect(self._choose_image)
+        seed_row = self._row(self.seed, prev_seed, next_seed, rnd, from_image)
 
         self.psi_slider = QSlider(Qt.Orientation.Horizontal)
         self.psi_slider.setRange(-1 * PSI_STEPS, 2 * PSI_STEPS)
@@ -255,6 +258,29 @@ class StyleGANPanel(QWidget):
                                               "Video (*.mp4);;GIF (*.gif);;WebP (*.webp)")
         if path:
             self.request_walk(path)
+
+    def load_from_image(self, path: str) -> None:
+        from aigc_desktop.core.metadata import read_record
+
+        try:
+            record = read_record(path)
+        except OSError as exc:
+            self.show_message(f"Cannot read {path}: {exc}", error=True)
+            return
+        if not record or record.get("engine") != "stylegan":
+            self.show_message("That image has no StyleGAN settings (it was not made by the StyleGAN engine)")
+            return
+        try:
+            note = self.vm.apply_record(record)
+        except (UserError, KeyError, TypeError, ValueError) as exc:
+            self.show_message(f"The image's StyleGAN settings are unreadable: {exc}")
+            return
+        self.show_message(note, error=False)
+
+    def _choose_image(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Settings from an image", "", "PNG images (*.png)")
+        if path:
+            self.load_from_image(path)
 
     @Slot(str)
     def show_message(self, text: str, error: bool = True) -> None:

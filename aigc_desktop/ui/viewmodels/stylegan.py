@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -90,6 +91,22 @@ class StyleGANViewModel(QObject):
 
     def update(self, **changes: Any) -> None:
         self.set_params(replace(self.params, **changes))
+
+    def apply_record(self, record: dict[str, Any]) -> str:
+        """Take the settings of an image made by the StyleGAN engine (its metadata record); returns a note
+        naming the model that made it when that is not the selected one."""
+        spec = jobs.StyleGANJob.from_record(record, model_path=self.model.path if self.model else "-")
+        mixing = spec.mix_seed is not None and bool(spec.mix_layers)
+        self.set_params(StyleGANParams(
+            seed=spec.seeds[0], truncation_psi=spec.truncation_psi, truncation_cutoff=spec.truncation_cutoff,
+            noise_mode=spec.noise_mode, class_idx=spec.class_idx, mix_enabled=mixing,
+            mix_seed=spec.mix_seed if mixing else self.params.mix_seed,
+            mix_layers=spec.mix_layers if mixing else self.params.mix_layers,
+            translate=tuple(spec.translate), rotate=spec.rotate))
+        model = record.get("model") or {}
+        if self.model is None or Path(self.model.path).name != model.get("file"):
+            return f"Made with {model.get('name', 'another model')} ({str(model.get('sha256', ''))[:10]})"
+        return ""
 
     def set_live(self, enabled: bool) -> None:
         self.live_enabled = bool(enabled)
