@@ -263,8 +263,50 @@ def _bar(step: int, total: int, width: int = 24) -> str:
     return "[" + "#" * filled + "-" * (width - filled) + "]"
 
 
+def run_job(spec: Any, quiet: bool = False):
+    """Run one job with progress on stderr and Ctrl+C as cancel; returns its terminal event."""
+    from aigc_desktop.core import jobs
+    from aigc_desktop.core.runner import EngineOptions, Runner
+
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+
+    def emit(event: jobs.JobEvent) -> None:
+        if quiet:
+            return
+        if isinstance(event, jobs.Progress):
+            eta = f" ETA {event.eta:.1f}s" if event.eta is not None else ""
+            print(f"\r{_bar(event.step, event.total)} {event.step}/{event.total} {event.elapsed:.1f}s{eta}  ",
+                  end="", file=sys.stderr, flush=True)
+        elif isinstance(event, jobs.Status):
+            print(event.text, file=sys.stderr, flush=True)
+
+    settings = _settings()
+    runner = Runner(EngineOptions(device=settings.get("device"), dtype=settings.get("dtype"),
+                                  threads=settings.get("threads"), offload=settings.get("offload")))
+    try:
+        return runner.run(spec, emit, cancel.is_set)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if not quiet:
+            print(file=sys.stderr)
+
+
+def failure_code(end) -> int | None:
+    """The exit code of a cancelled or failed job (its one line on stderr); None when it finished."""
+    from aigc_desktop.core import jobs
+
+    if isinstance(end, jobs.Cancelled):
+        print("Cancelled.", file=sys.stderr)
+        return EXIT_CANCELLED
+    if isinstance(end, jobs.Failed):
+        print(f"error: {end.message}", file=sys.stderr)
+        return EXIT_FAILED
+    return None
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
-    from aigc_desktop.core import jobs, outputs
+    from aigc_desktop.core import outputs
 
     info = resolve_model(args.model)
     builder = JOB_BUILDERS.get(info.kind)
@@ -275,36 +317,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     spec.validate()
     targets = outputs.cli_targets(args.out, getattr(spec, "image_count", None) or _image_count(spec))
 
-    cancel = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
-
-    def emit(event: jobs.JobEvent) -> None:
-        if args.quiet:
-            return
-        if isinstance(event, jobs.Progress):
-            eta = f" ETA {event.eta:.1f}s" if event.eta is not None else ""
-            print(f"\r{_bar(event.step, event.total)} {event.step}/{event.total} {event.elapsed:.1f}s{eta}  ",
-                  end="", file=sys.stderr, flush=True)
-        elif isinstance(event, jobs.Status):
-            print(event.text, file=sys.stderr, flush=True)
-
-    from aigc_desktop.core.runner import EngineOptions, Runner
-
-    settings = _settings()
-    runner = Runner(EngineOptions(device=settings.get("device"), dtype=settings.get("dtype"),
-                                  threads=settings.get("threads"), offload=settings.get("offload")))
-    try:
-        end = runner.run(spec, emit, cancel.is_set)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if not args.quiet:
-            print(file=sys.stderr)
-    if isinstance(end, jobs.Cancelled):
-        print("Cancelled.", file=sys.stderr)
-        return EXIT_CANCELLED
-    if isinstance(end, jobs.Failed):
-        print(f"error: {end.message}", file=sys.stderr)
-        return EXIT_FAILED
+    end = run_job(spec, args.quiet)
+    code = failure_code(end)
+    if code is not None:
+        return code
     from aigc_desktop.core.metadata import save_png
 
     if len(targets) != len(end.images):

@@ -11,26 +11,9 @@
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
-import threading
 from typing import Any
 
 from aigc_desktop.core.errors import UserError
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
 
 
 def _pair(text: str) -> tuple[float, float]:
@@ -64,6 +47,7 @@ def _seeds(text: str) -> list[int]:
 
 def _add_latent_args(p: argparse.ArgumentParser, with_seeds: bool = True) -> None:
     """The options that decide a StyleGAN image besides its seed (shared by generate, walk and grid)."""
+    from aigc_desktop.cli import _float, _positive_int as _int
     p.add_argument("--truncation", "--trunc", dest="truncation", type=_float, default=1.0,
                    help="StyleGAN truncation psi (1 = none; 0.5-0.7 is typical)")
     p.add_argument("--trunc-cutoff", dest="trunc_cutoff", type=_int, default=None,
@@ -118,6 +102,8 @@ def stylegan_job(args: argparse.Namespace, info) -> Any:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
+    from aigc_desktop.cli import _float, _positive_int as _int
+
     c = sub.add_parser("convert", help="convert a StyleGAN checkpoint (.pkl, .pt) to safetensors + json")
     c.add_argument("source", help="NVIDIA network pickle, rosinality .pt, or one of ours")
     c.add_argument("--out", required=True, help="output folder")
@@ -157,46 +143,6 @@ def _stylegan_model(text: str):
     return info
 
 
-def _run(spec: Any, quiet: bool):
-    """Run one job with progress on stderr and Ctrl+C as cancel; returns the terminal event."""
-    from aigc_desktop.cli import _bar, _settings
-    from aigc_desktop.core import jobs
-    from aigc_desktop.core.runner import EngineOptions, Runner
-
-    spec.validate()
-    cancel = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
-
-    def emit(event: jobs.JobEvent) -> None:
-        if not quiet and isinstance(event, jobs.Progress):
-            print(f"\r{_bar(event.step, event.total)} {event.step}/{event.total} {event.elapsed:.1f}s  ",
-                  end="", file=sys.stderr, flush=True)
-
-    settings = _settings()
-    runner = Runner(EngineOptions(device=settings.get("device"), dtype=settings.get("dtype"),
-                                  threads=settings.get("threads")))
-    try:
-        return runner.run(spec, emit, cancel.is_set)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        runner.close()
-        if not quiet:
-            print(file=sys.stderr)
-
-
-def _exit_code(end) -> int | None:
-    from aigc_desktop.cli import EXIT_CANCELLED, EXIT_FAILED
-    from aigc_desktop.core import jobs
-
-    if isinstance(end, jobs.Cancelled):
-        print("Cancelled.", file=sys.stderr)
-        return EXIT_CANCELLED
-    if isinstance(end, jobs.Failed):
-        print(f"error: {end.message}", file=sys.stderr)
-        return EXIT_FAILED
-    return None
-
-
 def cmd_convert(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -213,15 +159,16 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_walk(args: argparse.Namespace) -> int:
-    from aigc_desktop.cli import EXIT_OK
+    from aigc_desktop.cli import EXIT_OK, failure_code, run_job
     from aigc_desktop.core.jobs import ModelRef, StyleGANWalkJob
 
     info = _stylegan_model(args.model)
     spec = StyleGANWalkJob(model=ModelRef(info.path, kind="stylegan"), seeds=tuple(args.seeds),
                            frames_per_transition=args.frames, space=args.space, loop=args.loop, easing=args.easing,
                            fps=args.fps, out=str(args.out), **_latent_fields(args))
-    end = _run(spec, args.quiet)
-    code = _exit_code(end)
+    spec.validate()  # bad input: one line, exit 2
+    end = run_job(spec, args.quiet)
+    code = failure_code(end)
     if code is not None:
         return code
     print(end.records[0]["walk"]["output"])
@@ -231,15 +178,16 @@ def cmd_walk(args: argparse.Namespace) -> int:
 def cmd_grid(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from aigc_desktop.cli import EXIT_OK
+    from aigc_desktop.cli import EXIT_OK, failure_code, run_job
     from aigc_desktop.core.jobs import ModelRef, StyleGANJob
     from aigc_desktop.core.metadata import save_png
     from aigc_desktop.engines.export import grid_image
 
     info = _stylegan_model(args.model)
     spec = StyleGANJob(model=ModelRef(info.path, kind="stylegan"), seeds=tuple(args.seeds), **_latent_fields(args))
-    end = _run(spec, args.quiet)
-    code = _exit_code(end)
+    spec.validate()  # bad input: one line, exit 2
+    end = run_job(spec, args.quiet)
+    code = failure_code(end)
     if code is not None:
         return code
     out = Path(args.out).expanduser()

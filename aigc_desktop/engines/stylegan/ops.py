@@ -214,17 +214,8 @@ def _conv(x: torch.Tensor, w: torch.Tensor, stride: int = 1, padding: int | Sequ
     return F.conv2d(x, w, stride=stride, padding=padding, groups=groups)
 
 
-def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None, up: int = 1, down: int = 1,
-                    padding: Pad = 0, groups: int = 1, flip_weight: bool = True,
-                    flip_filter: bool = False) -> torch.Tensor:
-    """Convolution with optional FIR up-sampling before it and FIR down-sampling after it.
-
-    Defined as: upfirdn2d(x, f, up, padding, gain=up**2) -> conv (valid) -> upfirdn2d(f, down), where the
-    padding grows by what keeps the image centred; the cases below compute the same thing faster.
-    """
-    if up < 1 or down < 1:
-        raise ValueError("up and down must be >= 1")
-    out_ch, in_per_group, kh, kw = w.shape
+def _resample_padding(f: torch.Tensor | None, up: int, down: int, padding: Pad) -> tuple[int, int, int, int]:
+    """The padding of conv2d_resample grown by what keeps the image centred through the up/down filter."""
     fw, fh = filter_size(f)
     px0, px1, py0, py1 = padding4(padding)
     if up > 1:
@@ -237,6 +228,21 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
         px1 += (fw - down) // 2
         py0 += (fh - down + 1) // 2
         py1 += (fh - down) // 2
+    return px0, px1, py0, py1
+
+
+def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None, up: int = 1, down: int = 1,
+                    padding: Pad = 0, groups: int = 1, flip_weight: bool = True,
+                    flip_filter: bool = False) -> torch.Tensor:
+    """Convolution with optional FIR up-sampling before it and FIR down-sampling after it.
+
+    Defined as: upfirdn2d(x, f, up, padding, gain=up**2) -> conv (valid) -> upfirdn2d(f, down), where the
+    padding grows by what keeps the image centred; the cases below compute the same thing faster.
+    """
+    if up < 1 or down < 1:
+        raise ValueError("up and down must be >= 1")
+    out_ch, in_per_group, kh, kw = w.shape
+    px0, px1, py0, py1 = _resample_padding(f, up, down, padding)
 
     # A 1x1 kernel commutes with the filter: resample on the side with fewer channels.
     if kw == 1 and kh == 1 and down > 1 and up == 1:
@@ -278,18 +284,7 @@ def conv2d_resample_reference(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor 
                               down: int = 1, padding: Pad = 0, groups: int = 1, flip_weight: bool = True,
                               flip_filter: bool = False) -> torch.Tensor:
     """The defining (slow) form of conv2d_resample: up-sample and pad, convolve, down-sample."""
-    fw, fh = filter_size(f)
-    px0, px1, py0, py1 = padding4(padding)
-    if up > 1:
-        px0 += (fw + up - 1) // 2
-        px1 += (fw - up) // 2
-        py0 += (fh + up - 1) // 2
-        py1 += (fh - up) // 2
-    if down > 1:
-        px0 += (fw - down + 1) // 2
-        px1 += (fw - down) // 2
-        py0 += (fh - down + 1) // 2
-        py1 += (fh - down) // 2
+    px0, px1, py0, py1 = _resample_padding(f, up, down, padding)
     x = upfirdn2d(x, f if up > 1 else None, up=up, padding=[px0, px1, py0, py1], gain=up * up,
                   flip_filter=flip_filter)
     x = _conv(x, w, groups=groups, flip_weight=flip_weight)
