@@ -90,7 +90,8 @@ def test_convert(capsys, tmp_path, sg_files):
     code, _o, err = run_cli(capsys, "convert", bad, "--out", tmp_path / "c3")
     assert code == 2 and "bad.pkl is truncated" in err
     # The converted folder is a model for generate.
-    code, stdout, _ = run_cli(capsys, "generate", "--model", tmp_path / "conv", "--seed", 3, "--out", tmp_path / "g.png")
+    code, _out, _err = run_cli(capsys, "generate", "--model", tmp_path / "conv", "--seed", 3,
+                               "--out", tmp_path / "g.png")
     assert code == 0
 
 

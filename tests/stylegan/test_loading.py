@@ -131,7 +131,8 @@ def test_our_format_errors(tmp_path, sg_files):
         loaders.load_generator(out)
     from safetensors.torch import save_file
 
-    save_file({"mapping.fc0.weight": torch.zeros(2, 2), "synthesis.b4.const": torch.zeros(1)}, str(tmp_path / "x.safetensors"))
+    save_file({"mapping.fc0.weight": torch.zeros(2, 2), "synthesis.b4.const": torch.zeros(1)},
+              str(tmp_path / "x.safetensors"))
     with pytest.raises(ModelLoadError, match="no config"):
         loaders.load_generator(tmp_path / "x.safetensors")
 

@@ -37,7 +37,7 @@ def test_stylegan3_schedule_matches_the_published_1024_network():
         assert (layer.in_sampling_rate, layer.out_sampling_rate, layer.use_fp16) == (in_sr, out_sr, fp16)
         assert layer.out_cutoff == pytest.approx(cutoff, rel=1e-5)
         assert layer.out_half_width == pytest.approx(half_width, rel=1e-5)
-    assert [l.is_critically_sampled for l in sch.layers][-3:] == [True, True, True]
+    assert [layer.is_critically_sampled for layer in sch.layers][-3:] == [True, True, True]
     # Config R doubles the channels: its first layer is L0_36_1024 in NVIDIA's stylegan3-r pickles.
     assert layer_schedule(1024, 3, channel_base=65536, channel_max=1024).layers[0].name == "L0_36_1024"
     assert layer_schedule(256, 3, channel_base=65536, channel_max=1024).layers[0].name == "L0_36_1024"
@@ -50,7 +50,8 @@ def test_stylegan2_names_and_layout_match_nvidia():
     sd = G.state_dict()
     for name in ("mapping.fc7.weight", "mapping.w_avg", "synthesis.b4.const", "synthesis.b4.conv1.affine.weight",
                  "synthesis.b4.conv1.noise_const", "synthesis.b4.conv1.noise_strength", "synthesis.b4.torgb.weight",
-                 "synthesis.b8.conv0.resample_filter", "synthesis.b1024.conv1.weight", "synthesis.b1024.resample_filter"):
+                 "synthesis.b8.conv0.resample_filter", "synthesis.b1024.conv1.weight",
+                 "synthesis.b1024.resample_filter"):
         assert name in sd, name
     assert tuple(sd["synthesis.b4.const"].shape) == (512, 4, 4)
     assert tuple(sd["synthesis.b1024.conv1.weight"].shape) == (32, 32, 3, 3)

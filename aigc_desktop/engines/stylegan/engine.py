@@ -117,9 +117,10 @@ class StyleGANEngine:
 
     @staticmethod
     def _latent(spec: StyleGANJob, seed: int) -> sampling.Latent:
+        mix_layers = spec.mix_layers if spec.mix_seed is not None else None
         return sampling.Latent(seed=int(seed), truncation_psi=float(spec.truncation_psi),
                                truncation_cutoff=spec.truncation_cutoff, class_idx=spec.class_idx,
-                               mix_seed=spec.mix_seed, mix_layers=spec.mix_layers if spec.mix_seed is not None else None)
+                               mix_seed=spec.mix_seed, mix_layers=mix_layers)
 
     @staticmethod
     def _transform(spec: StyleGANJob, model: LoadedModel) -> torch.Tensor | None:

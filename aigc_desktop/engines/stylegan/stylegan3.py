@@ -270,7 +270,8 @@ class SynthesisLayer(torch.nn.Module):
     def extra_repr(self) -> str:
         s = self.spec
         return (f"is_torgb={s.is_torgb}, in={s.in_channels}x{s.in_size}@{s.in_sampling_rate}, "
-                f"out={s.out_channels}x{s.out_size}@{s.out_sampling_rate}, up={self.up_factor}, down={self.down_factor}")
+                f"out={s.out_channels}x{s.out_size}@{s.out_sampling_rate}, "
+                f"up={self.up_factor}, down={self.down_factor}")
 
 
 class SynthesisNetwork(torch.nn.Module):

@@ -130,9 +130,8 @@ class ModelGallery(QWidget):
     def _menu(self, pos) -> None:
         item = self.list.itemAt(pos)
         info = item and next((m for m in self.models.models if m.path == item.data(Qt.ItemDataRole.UserRole)), None)
-        if info is None or info.kind != "stylegan" or info.path.endswith((".safetensors", ".json")) \
-                or not info.path.endswith((".pkl", ".pt", ".pth")):
-            return
+        if info is None or info.kind != "stylegan" or not info.path.endswith((".pkl", ".pt", ".pth")):
+            return  # only NVIDIA pickles and rosinality checkpoints need converting
         menu = QMenu(self)
         menu.addAction("Convert to safetensors + JSON", lambda: self.convert_requested.emit(info.path))
         menu.exec(self.list.viewport().mapToGlobal(pos))

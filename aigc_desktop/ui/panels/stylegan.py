@@ -64,7 +64,8 @@ class StyleGANPanel(QWidget):
         psi_row = self._row(self.psi_slider, self.psi)
 
         self.noise = QComboBox()
-        for label, value in (("Const (as generate.py)", "const"), ("Random (from the seed)", "random"), ("None", "none")):
+        for label, value in (("Const (as generate.py)", "const"), ("Random (from the seed)", "random"),
+                             ("None", "none")):
             self.noise.addItem(label, value)
         self.class_idx = QSpinBox()
         self.class_idx.setRange(-1, 100000)
