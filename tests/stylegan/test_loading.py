@@ -85,6 +85,13 @@ def test_unknown_globals_are_refused(payload):
         safe_pickle.loads(data)
 
 
+def test_tensorflow_pickles_are_named(tmp_path):
+    path = tmp_path / "karras2019.pkl"
+    path.write_bytes(b"\x80\x03cdnnlib.tflib.network\nNetwork\nq\x00)\x81q\x01.")
+    with pytest.raises(ModelLoadError, match="karras2019.pkl: this is a TensorFlow StyleGAN pickle"):
+        loaders.load_generator(path)
+
+
 def test_truncated_pickle_gives_a_clear_error(tmp_path, sg_files):
     data = sg_files["sg2-skip"].read_bytes()
     path = tmp_path / "cut.pkl"

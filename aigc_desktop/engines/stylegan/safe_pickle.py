@@ -176,6 +176,9 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         target = self._allowed.get((module, name))
+        if target is None and module.startswith("dnnlib.tflib"):
+            raise ModelLoadError("this is a TensorFlow StyleGAN pickle (dnnlib.tflib); only PyTorch network "
+                                 "pickles (StyleGAN2-ADA-PyTorch, StyleGAN3) and rosinality .pt files load")
         if target is None:
             raise UnsafePickleError(
                 f"refused: the pickle asks to run '{module}.{name}', which a network pickle never needs "
@@ -194,8 +197,8 @@ def load(path: str | Path) -> Any:
             return RestrictedUnpickler(fh).load()
     except UnsafePickleError as exc:
         raise UnsafePickleError(f"{path.name}: {exc}") from None
-    except ModelLoadError:
-        raise
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"{path.name}: {exc}") from None
     except FileNotFoundError:
         raise ModelLoadError(f"File not found: {path}") from None
     except (EOFError, pickle.UnpicklingError, ValueError, TypeError, IndexError, KeyError, AttributeError,
