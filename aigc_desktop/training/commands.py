@@ -16,20 +16,6 @@ from aigc_desktop.core.errors import UserError
 from aigc_desktop.training.registry import DESCRIPTIONS, TRAINERS
 
 
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-
-
 def _rgb(text: str) -> tuple[int, int, int]:
     try:
         parts = tuple(int(p) for p in text.split(","))
@@ -45,7 +31,7 @@ def add_parsers(sub: Any) -> None:
     dsub = d.add_subparsers(dest="dataset_kind", required=True, parser_class=type(d))
     e = dsub.add_parser("emoji", help="render the Noto Color Emoji font with the emoji's English names")
     e.add_argument("--out", required=True, help="output folder")
-    e.add_argument("--size", type=_int, default=64, help="image size in pixels (default 64)")
+    e.add_argument("--size", type=int, default=64, help="image size in pixels (default 64)")
     e.add_argument("--subset", choices=("all", "curated"), default="all",
                    help="all emoji, or a curated few hundred distinct ones (fruit, food, animals, weather, faces)")
     e.add_argument("--skin-tones", action="store_true", help="include the skin-tone variants")
@@ -57,15 +43,15 @@ def add_parsers(sub: Any) -> None:
     t.add_argument("model", choices=tuple(TRAINERS), help="; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items()))
     t.add_argument("--data", help="folder of images (PNG/JPEG) with optional .txt captions")
     t.add_argument("--out", help="run folder: checkpoint, samples, losses, exported model")
-    t.add_argument("--resolution", type=_int, default=None, help="image size (default 64)")
-    t.add_argument("--steps", type=_int, default=None, help="total training steps (with --resume: the new total)")
-    t.add_argument("--batch", type=_int, default=None, help="images per step")
-    t.add_argument("--lr", type=_float, default=None, help="learning rate")
-    t.add_argument("--seed", type=_int, default=None)
+    t.add_argument("--resolution", type=int, default=None, help="image size (default 64)")
+    t.add_argument("--steps", type=int, default=None, help="total training steps (with --resume: the new total)")
+    t.add_argument("--batch", type=int, default=None, help="images per step")
+    t.add_argument("--lr", type=float, default=None, help="learning rate")
+    t.add_argument("--seed", type=int, default=None)
     t.add_argument("--device", default=None, help="auto | cuda | mps | cpu")
-    t.add_argument("--threads", type=_int, default=None, help="torch CPU threads (0: automatic)")
-    t.add_argument("--sample-every", type=_int, default=None, help="save a sample grid every N steps")
-    t.add_argument("--checkpoint-every", type=_int, default=None, help="checkpoint and export every N steps")
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads (0: automatic)")
+    t.add_argument("--sample-every", type=int, default=None, help="save a sample grid every N steps")
+    t.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint and export every N steps")
     t.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     t.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a trainer option (repeatable)")
     t.add_argument("--list-options", action="store_true", help="list the trainer's options and exit")

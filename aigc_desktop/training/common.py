@@ -259,6 +259,15 @@ class Trainer:
         if self.hooks.status:
             self.hooks.status(text)
 
+    def read_data(self, limit: int = 0):
+        """Every image of the data folder at the run's resolution; also kept as a [-1, 1] tensor on the device."""
+        from aigc_desktop.training.dataset import load_folder
+
+        self.status("Reading images…")
+        data = load_folder(self.config.data, self.config.resolution, limit=limit)
+        self.images = data.to_tensor().to(self.device)
+        return data
+
     def autocast(self):
         if self.amp_dtype is None:
             return contextlib.nullcontext()

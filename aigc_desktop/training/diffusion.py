@@ -25,9 +25,9 @@ from PIL import Image
 
 from aigc_desktop.core import paths
 from aigc_desktop.core.errors import UserError
-from aigc_desktop.training.common import (EMA, Hooks, TrainConfig, Trainer, batch_indices, image_grid,
+from aigc_desktop.training.common import (EMA, TrainConfig, Trainer, batch_indices, image_grid,
                                           save_diffusers_fp16)
-from aigc_desktop.training.dataset import load_folder, main_word, word_counts
+from aigc_desktop.training.dataset import main_word, word_counts
 
 CAPTIONS_FILE = "trained_captions.txt"
 SAMPLE_PROMPTS = ("red apple", "cat face", "sun", "heart")
@@ -151,9 +151,7 @@ class DiffusionTrainer(Trainer):
     kind = "diffusion"
     config_class = DiffusionConfig
 
-    def __init__(self, config: DiffusionConfig, hooks: Hooks | None = None) -> None:
-        super().__init__(config, hooks)
-        self.config: DiffusionConfig = config
+    config: DiffusionConfig
 
     # -- stage 1
     def _vae_folder(self) -> Path:
@@ -225,12 +223,11 @@ class DiffusionTrainer(Trainer):
     @torch.no_grad()
     def _cache_data(self) -> None:
         cfg = self.config
+        data = self.read_data()
         self.status("Encoding the images to latents…")
-        data = load_folder(cfg.data, cfg.resolution)
-        images = data.to_tensor()
         means, stds = [], []
-        for i in range(0, len(images), 64):
-            dist = self.vae.encode(images[i:i + 64].to(self.device)).latent_dist
+        for i in range(0, len(self.images), 64):
+            dist = self.vae.encode(self.images[i:i + 64]).latent_dist
             means.append(dist.mean)
             stds.append(dist.std)
         self.latent_mean = torch.cat(means).float()

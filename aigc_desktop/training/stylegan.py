@@ -22,8 +22,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from aigc_desktop.core.errors import UserError
-from aigc_desktop.training.common import EMA, Hooks, TrainConfig, Trainer, batch_indices, image_grid
-from aigc_desktop.training.dataset import load_folder
+from aigc_desktop.training.common import EMA, TrainConfig, Trainer, batch_indices, image_grid
 
 
 @dataclass
@@ -158,17 +157,13 @@ class StyleGANTrainer(Trainer):
     kind = "stylegan"
     config_class = StyleGANConfig
 
-    def __init__(self, config: StyleGANConfig, hooks: Hooks | None = None) -> None:
-        super().__init__(config, hooks)
-        self.config: StyleGANConfig = config
+    config: StyleGANConfig
 
     def setup(self) -> None:
         from aigc_desktop.engines.stylegan.generator import Generator
 
         cfg = self.config
-        self.status("Reading images…")
-        data = load_folder(cfg.data, cfg.resolution)
-        self.images = data.to_tensor().to(self.device)
+        self.read_data()
         torch.manual_seed(cfg.seed)
         self.G = Generator(cfg.z_dim, 0, cfg.w_dim, cfg.resolution, 3,
                            mapping_kwargs={"num_layers": cfg.mapping_layers},

@@ -20,7 +20,6 @@ from PIL import Image
 from aigc_desktop.core.errors import UserError
 from aigc_desktop.training.common import (EMA, TrainConfig, Trainer, batch_indices, image_grid,
                                           save_diffusers_fp16)
-from aigc_desktop.training.dataset import load_folder
 
 
 @dataclass
@@ -80,15 +79,11 @@ class VAETrainer(Trainer):
     kind = "vae"
     config_class = VAEConfig
 
-    def __init__(self, config: VAEConfig, hooks=None) -> None:
-        super().__init__(config, hooks)
-        self.config: VAEConfig = config
+    config: VAEConfig
 
     def setup(self) -> None:
         cfg = self.config
-        self.status("Reading images…")
-        data = load_folder(cfg.data, cfg.resolution, limit=cfg.limit)
-        self.images = data.to_tensor().to(self.device)
+        self.read_data(limit=cfg.limit)
         channels = cfg.channel_list()
         if cfg.arch == "morph":
             from aigc_desktop.engines.vae_morph import MorphVAE, MorphVAEConfig

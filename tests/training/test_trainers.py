@@ -130,7 +130,7 @@ def test_diffusion_trains_and_loads_through_the_app(shapes_dir, tmp_path):
 
 def test_stylegan_trains_with_r1_and_exports_our_format(shapes_dir, tmp_path):
     from aigc_desktop.engines.stylegan.loaders import load_generator
-    from aigc_desktop.training.evaluate import features, frechet_distance, precision_recall
+    from aigc_desktop.training.evaluate import features, precision_recall
     from aigc_desktop.training.stylegan import generate_images
 
     options = dict(data=str(shapes_dir), resolution=16, batch=4, z_dim=16, w_dim=16, channel_base=128,
@@ -154,4 +154,3 @@ def test_stylegan_trains_with_r1_and_exports_our_format(shapes_dir, tmp_path):
     fake = features(images[4:])
     precision, recall = precision_recall(real, fake, k=1)
     assert 0 <= precision <= 1 and 0 <= recall <= 1
-    assert frechet_distance(real, real) == pytest.approx(0, abs=1e-3)

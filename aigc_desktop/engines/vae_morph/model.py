@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from aigc_desktop.core.errors import ModelLoadError
+from aigc_desktop.engines.stylegan.sampling import lerp, slerp  # noqa: F401 - one implementation, re-exported
 
 CONFIG_NAME = "vae_morph.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -117,18 +118,3 @@ def load_morph_vae(folder: str | Path, device: torch.device | str = "cpu",
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise ModelLoadError(f"Could not load morph VAE {folder.name}: {str(exc).splitlines()[0]}") from exc
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
-
-
-def lerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
-    return a + (b - a) * t
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: float, eps: float = 1e-7) -> torch.Tensor:
-    """Spherical interpolation per row (falls back to lerp for nearly parallel vectors)."""
-    a_n = a / a.norm(dim=-1, keepdim=True).clamp_min(eps)
-    b_n = b / b.norm(dim=-1, keepdim=True).clamp_min(eps)
-    dot = (a_n * b_n).sum(-1, keepdim=True).clamp(-1.0, 1.0)
-    omega = torch.arccos(dot)
-    so = torch.sin(omega)
-    out = (torch.sin((1 - t) * omega) / so.clamp_min(eps)) * a + (torch.sin(t * omega) / so.clamp_min(eps)) * b
-    return torch.where(so.abs() < 1e-4, lerp(a, b, t), out)

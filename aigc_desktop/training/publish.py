@@ -1,0 +1,75 @@
+"""Copy a finished run's model into a model folder (e.g. resources/models/NAME) with its latest sample grid,
+and summarise the run for its model card (steps, training time, final losses). No torch.
+
+    python -m aigc_desktop.training.publish RUN_DIR DEST_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+from aigc_desktop.core.errors import UserError
+from aigc_desktop.training.runfiles import MODEL_DIR, SAMPLES_DIR, read_losses
+
+KEEP = ("MODEL_CARD.md",)  # files in DEST written by hand, kept across publishes
+
+
+@dataclass
+class RunSummary:
+    kind: str
+    steps: int
+    hours: float  # training time (steps only, all sessions)
+    final_losses: dict[str, float]  # mean of the last five log rows
+    config: dict
+
+
+def summarize(run: str | Path) -> RunSummary:
+    run = Path(run)
+    try:
+        config = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{run} is not a training run folder: {exc}") from None
+    rows = read_losses(run)
+    tail = rows[-5:]
+    names = [k for k in (tail[-1] if tail else {}) if k not in ("step", "time")]
+    final = {k: round(sum(r.get(k, 0.0) for r in tail) / len(tail), 5) for k in names}
+    return RunSummary(kind=config.get("kind", ""), steps=int(rows[-1]["step"]) if rows else 0,
+                      hours=round(float(rows[-1].get("time", 0.0)) / 3600, 2) if rows else 0.0,
+                      final_losses=final, config=config)
+
+
+def publish(run: str | Path, dest: str | Path) -> RunSummary:
+    run, dest = Path(run), Path(dest)
+    model = run / MODEL_DIR
+    if not model.is_dir():
+        raise UserError(f"{run} has no exported model yet")
+    dest.mkdir(parents=True, exist_ok=True)
+    for child in dest.iterdir():
+        if child.name in KEEP:
+            continue
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
+    for child in model.iterdir():
+        target = dest / child.name
+        shutil.copytree(child, target) if child.is_dir() else shutil.copy2(child, target)
+    grids = sorted((run / SAMPLES_DIR).glob("step_*.png"))
+    if grids:
+        shutil.copy2(grids[-1], dest / "samples.png")
+    return summarize(run)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 2:
+        print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)
+        return 2
+    print(json.dumps(asdict(publish(*args)), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
