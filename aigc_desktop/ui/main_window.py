@@ -85,7 +85,9 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.queue_dock, self.train_dock)
         self.queue_dock.raise_()
         self.tabifyDockWidget(self.prompt_dock, self.stylegan_dock)
-        self.stylegan_dock.hide()
+        # Both tabs stay (hiding a tabified dock leaves a stale tab bar); the one that fits the model is raised.
+        self.stylegan_panel.setEnabled(False)
+        self.prompt_dock.raise_()
 
         # Status bar: message, progress, ETA, cancel
         self.status = QStatusBar()
@@ -289,9 +291,12 @@ class MainWindow(QMainWindow):
     def _on_model_selected(self, info) -> None:
         is_stylegan = info is not None and info.kind == "stylegan"
         self.stylegan.set_model(info if is_stylegan else None)
-        self.stylegan_dock.setVisible(is_stylegan)
+        self.stylegan_panel.setEnabled(is_stylegan)
+        self.stylegan_panel.setToolTip("" if is_stylegan else "Select a StyleGAN model in the Models panel")
         if is_stylegan:
             self.stylegan_dock.raise_()
+        elif info is not None:
+            self.prompt_dock.raise_()
         if info is not None and info.kind in DIFFUSION_KINDS:
             # Follow the family's native size, but only when the size shown is the other family's
             # default: a size the user chose (or restored from an image) stays.
