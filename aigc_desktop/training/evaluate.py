@@ -143,6 +143,22 @@ def diffusion_generator(model_dir: str, steps: int = 20, cfg: float = 4.0, size:
     return generate
 
 
+def labeled_grid(generate: Callable[[list[str], int], list[Image.Image]], prompts: Sequence[str],
+                 seeds: int = 4, label_width: int = 112) -> Image.Image:
+    """One row per prompt (its text on the left), one column per seed: the model card's sample sheet."""
+    from PIL import ImageDraw
+
+    rows = [generate(list(prompts), seed) for seed in range(seeds)]
+    w, h = rows[0][0].size
+    sheet = Image.new("RGB", (label_width + seeds * w, len(prompts) * h), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for i, prompt in enumerate(prompts):
+        draw.text((4, i * h + h // 2 - 6), prompt[:18], fill=(0, 0, 0))
+        for j in range(seeds):
+            sheet.paste(rows[j][i], (label_width + j * w, i * h))
+    return sheet
+
+
 def _read_names(path: str | None, fallback: list[str]) -> list[str]:
     if not path:
         return fallback
@@ -160,6 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cfg", type=float, default=4.0)
     parser.add_argument("--count", type=int, default=1000, help="stylegan: images to generate")
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--grid", help="diffusion: write a sample sheet (prompts x seeds) to this PNG")
+    parser.add_argument("--grid-prompts", default="red apple,cat face,sun,heart",
+                        help="diffusion: comma-separated prompts of the sample sheet")
     args = parser.parse_args(argv)
     import torch
 
@@ -168,7 +187,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.kind == "diffusion":
         reference = load_folder(args.data, 64)
         names = _read_names(args.names, sorted(set(reference.captions)))
-        score = prompt_following(diffusion_generator(args.model, args.steps, args.cfg), names, reference, args.seeds)
+        generate = diffusion_generator(args.model, args.steps, args.cfg)
+        if args.grid:
+            prompts = [p.strip() for p in args.grid_prompts.split(",") if p.strip()]
+            labeled_grid(generate, prompts, args.seeds).save(args.grid)
+        score = prompt_following(generate, names, reference, args.seeds)
         print(score.line())
         result = asdict(score)
     elif args.kind == "stylegan":

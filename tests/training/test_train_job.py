@@ -79,10 +79,13 @@ def test_train_panel_trains_in_the_worker(qtbot, shapes_dir, tmp_path):
     assert not panel.plot.grab().isNull()
     # The run folder now holds a checkpoint: the form offers to continue it, and starting over is refused.
     panel.out.setText("")
+    panel.steps.setValue(99)
+    panel.kind.setCurrentIndex(0)
     panel.out.setText(str(tmp_path / "run"))
     assert panel.resume.isChecked()
     reloaded = panel.plot.series["loss"]
     assert [s for s, _ in reloaded] == [s for s, _ in live]
     assert [v for _, v in reloaded] == pytest.approx([v for _, v in live], rel=1e-4)
+    assert panel.steps.value() == 4 and panel.kind.currentData() == "vae" and panel.batch.value() == 4
     panel.resume.setChecked(False)
     assert panel.start() is None and "Continue" in panel.message.text()

@@ -6,6 +6,7 @@ The panel builds a TrainJob and submits it to the job queue; the training engine
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Callable
@@ -222,9 +223,28 @@ class TrainPanel(QWidget):
         exists = bool(text) and has_checkpoint(text)
         self.resume.setChecked(exists)
         if exists:
+            self._load_run_settings(Path(text))
             self.plot.clear()
             for row in read_losses(text):
                 self.plot.add(int(row.get("step", 0)), {k: v for k, v in row.items() if k not in ("step", "time")})
+
+    def _load_run_settings(self, run: Path) -> None:
+        """Continuing a run: take its kind, size, batch and planned steps from its config.json."""
+        try:
+            config = json.loads((run / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        index = self.kind.findData(config.get("kind"))
+        if index >= 0:
+            self.kind.setCurrentIndex(index)
+        size = self.resolution.findData(config.get("resolution"))
+        if size >= 0:
+            self.resolution.setCurrentIndex(size)
+        for box, key in ((self.steps, "steps"), (self.batch, "batch")):
+            if isinstance(config.get(key), int):
+                box.setValue(config[key])
+        if config.get("data") and not self.data.text():
+            self.data.setText(str(config["data"]))
 
     # -- commands
     def spec(self) -> jobs.TrainJob:
