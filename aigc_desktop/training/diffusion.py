@@ -43,7 +43,7 @@ class DiffusionConfig(TrainConfig):
     vae_channels: str = ""  # stage-1 VAE widths, e.g. "32,64" (factor 2); "" = the VAE trainer's default
     init: str = ""  # start from this pipeline folder (fine-tuning; its VAE and tokenizer are used)
     tokenizer: str = ""  # folder with vocab.json + merges.txt; "" = the app's CLIP tokenizer; "bytes" = byte-level
-    unet_channels: str = "64,128,128"
+    unet_channels: str = "32,64,128"
     layers_per_block: int = 1
     attention_heads: int = 4
     text_width: int = 64
@@ -91,6 +91,18 @@ def load_tokenizer(folder: str = ""):
         if (sub / "tokenizer_config.json").is_file():  # a saved pipeline's tokenizer/ folder
             return CLIPTokenizer.from_pretrained(str(sub), local_files_only=True)
     raise UserError(f"No CLIP tokenizer (vocab.json + merges.txt) in {src}")
+
+
+def save_tokenizer_files(tokenizer, folder: Path) -> None:
+    """The tokenizer as SD's own folders ship it: vocab.json + merges.txt + tokenizer_config.json (1.4 MB)
+    instead of the 3.6 MB tokenizer.json that save_pretrained writes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(str(folder))
+    model = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    (folder / "vocab.json").write_text(json.dumps(model["vocab"], ensure_ascii=False), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(m + "\n" for m in merges), encoding="utf-8")
+    (folder / "tokenizer.json").unlink(missing_ok=True)
 
 
 def build_text_encoder(tokenizer, width: int, layers: int, heads: int = 4):
@@ -305,6 +317,7 @@ class DiffusionTrainer(Trainer):
         folder.mkdir(parents=True, exist_ok=True)
         pipe = self.pipeline()
         save_diffusers_fp16(pipe, folder)
+        save_tokenizer_files(self.tokenizer, folder / "tokenizer")
         names = sorted({c for c in self.captions if c})
         (folder / CAPTIONS_FILE).write_text("".join(n + "\n" for n in names), encoding="utf-8")
         (folder / "training.json").write_text(json.dumps({"trained_steps": self.step, "images": len(self.captions),
