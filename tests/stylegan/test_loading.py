@@ -11,6 +11,7 @@ import torch
 from aigc_desktop.core.detect import identify
 from aigc_desktop.core.errors import ModelLoadError
 from aigc_desktop.engines.stylegan import loaders, safe_pickle, sampling
+from aigc_desktop.engines.stylegan.generator import Generator
 from aigc_desktop.testing.stylegan import (TINY_CONFIGS, fake_nvidia_modules, make_generator, to_rosinality,
                                            write_malicious_pickle, write_nvidia_pickle, write_rosinality)
 
@@ -65,6 +66,45 @@ def test_stylegan2_ada_nested_kwargs_and_stylegan3_repo_flat_kwargs(tmp_path, ge
         loaded = loaders.load_generator(path)
         assert loaded.G.to_config() == G.to_config()
         assert torch.equal(images(loaded.G, class_idx=2), images(G, class_idx=2))
+
+
+def _write_with_defaults_left_out(monkeypatch, G, path, keys=("conv_clamp", "num_fp16_res")):
+    """A pickle as the stylegan3 repository's train.py writes it: options left at the network code's defaults
+    are absent from the init kwargs and recorded only on the pickled layers."""
+    from aigc_desktop.testing import stylegan as helper
+
+    real = helper.nvidia_init_kwargs
+
+    def without_defaults(G, easy, flat):
+        kwargs = real(G, easy, flat)
+        for key in keys:
+            kwargs.pop(key, None)
+        return kwargs
+
+    with monkeypatch.context() as m:
+        m.setattr(helper, "nvidia_init_kwargs", without_defaults)
+        return helper.write_nvidia_pickle(G, path, path.with_suffix(".ran"), flat_kwargs=True)
+
+
+@pytest.mark.parametrize("clamp", [256, None])
+def test_clamp_and_float16_layers_left_at_defaults_are_read_from_the_layers(tmp_path, monkeypatch, clamp):
+    """stylegan3-repo StyleGAN2 pickles keep conv_clamp=256 / num_fp16_res=4 only as their code's defaults;
+    stylegan2-ada-pytorch's defaults are the opposite (no clamp, no float16). Neither may be assumed."""
+    config = {**TINY_CONFIGS["sg2-skip"], "synthesis_kwargs": {**TINY_CONFIGS["sg2-skip"]["synthesis_kwargs"],
+                                                              "conv_clamp": clamp, "num_fp16_res": 3}}
+    G = make_generator(config, seed=5)
+    G.synthesis.b8.conv1.bias[:2] = torch.tensor([900.0, -900.0])  # far beyond the clamp: it decides the image
+    loaded = loaders.load_generator(_write_with_defaults_left_out(monkeypatch, G, tmp_path / "defaults.pkl"))
+    assert loaded.G.synthesis_kwargs["conv_clamp"] == clamp
+    assert loaded.G.synthesis_kwargs["num_fp16_res"] == 3
+    assert [b.use_fp16 for b in loaded.G.synthesis.children()] == [b.use_fp16 for b in G.synthesis.children()]
+    assert {m.conv_clamp for m in loaded.G.synthesis.modules() if hasattr(m, "conv_clamp")} == {clamp}
+    assert torch.equal(images(loaded.G), images(G))
+    if clamp is not None:  # the clamp changes this image, so losing it could not go unnoticed
+        other = {**config, "synthesis_kwargs": {**config["synthesis_kwargs"], "conv_clamp": None}}
+        unclamped = Generator.from_config(other).eval()
+        unclamped.load_state_dict(G.state_dict())
+        assert not torch.allclose(images(unclamped), images(G), atol=1e-3)
 
 
 def test_malicious_reduce_payload_is_refused_without_running(tmp_path):

@@ -163,6 +163,8 @@ def nvidia_config(stub: safe_pickle.PersistentStub, tensors: dict[str, torch.Ten
             mapping_kwargs.setdefault("num_layers", n)
 
     family = "stylegan3" if any(k.startswith("synthesis.input.") for k in tensors) else "stylegan2"
+    for k, v in recorded_precision(synthesis_stub, family, int(kwargs["img_resolution"])).items():
+        synthesis_kwargs.setdefault(k, v)  # explicit init kwargs first; the pickled layers fill the gaps
     if family == "stylegan2":
         res = int(kwargs["img_resolution"])
         if res > 4 and f"synthesis.b{res // 2}.torgb.weight" in tensors:
@@ -173,6 +175,41 @@ def nvidia_config(stub: safe_pickle.PersistentStub, tensors: dict[str, torch.Ten
             synthesis_kwargs["architecture"] = "orig"
     return {"family": family, **{n: int(kwargs[n]) for n in _BASE_ARGS},
             "mapping_kwargs": mapping_kwargs, "synthesis_kwargs": synthesis_kwargs}
+
+
+def recorded_precision(synthesis: safe_pickle.PersistentStub | None, family: str,
+                       img_resolution: int) -> dict[str, Any]:
+    """conv_clamp and num_fp16_res as the pickled synthesis network actually used them.
+
+    NVIDIA's two code bases default these differently: stylegan2-ada-pytorch has no clamp and no float16
+    layers unless its training script asks, while the stylegan3 repository (its StyleGAN2 and StyleGAN3)
+    clamps at 256 and runs the 4 highest resolutions in float16 by default. A training run that kept the
+    defaults records neither value in its init kwargs, so the values are read from the pickled layers
+    themselves (each keeps `conv_clamp`; StyleGAN2 blocks keep `use_fp16`), never assumed."""
+    found: dict[str, Any] = {}
+    if synthesis is None:
+        return found
+    if "num_fp16_res" in synthesis.state:
+        found["num_fp16_res"] = int(synthesis.state["num_fp16_res"])
+    if family == "stylegan3":
+        names = list(synthesis.state.get("layer_names") or [])
+        layer = synthesis.child(names[0]) if names else None
+    else:
+        blocks = {int(name[1:]): synthesis.child(name) for name in (synthesis.state.get("_modules") or {})
+                  if re.fullmatch(r"b\d+", name)}
+        b4 = blocks.get(4)
+        layer = b4.child("conv1") if b4 is not None else None
+        flags = {res: block.state.get("use_fp16") for res, block in blocks.items() if block is not None}
+        fp16 = [res for res, on in flags.items() if on]
+        if "num_fp16_res" not in found and fp16:  # none in float16 is also what a missing value means
+            # Blocks at or above 2 ** (log2(resolution) + 1 - num_fp16_res) run in float16.
+            found["num_fp16_res"] = int(math.log2(img_resolution)) + 1 - int(math.log2(min(fp16)))
+    if layer is not None and "conv_clamp" in layer.state:
+        clamp = layer.state["conv_clamp"]
+        if clamp is not None:
+            clamp = int(clamp) if float(clamp).is_integer() else float(clamp)
+        found["conv_clamp"] = clamp
+    return found
 
 
 def load_nvidia_pickle(path: str | Path) -> LoadedGenerator:
