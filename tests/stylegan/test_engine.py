@@ -180,3 +180,21 @@ def test_writers_and_grid(tmp_path):
     assert not (tmp_path / "bad.gif").exists()
     grid = export.grid_image(frames, cols=2)
     assert grid.size == (22, 27)
+
+
+def test_stylegan3_renders_with_the_users_transform_not_one_left_in_the_file(runner, tmp_path):
+    """NVIDIA's gen_images.py and visualizer overwrite input.transform with the user's transform (identity by
+    default) before every image; a file whose buffer holds another transform must still give their image."""
+    from aigc_desktop.engines.stylegan import loaders, sampling
+    from aigc_desktop.engines.stylegan.stylegan3 import input_transform
+    from aigc_desktop.testing.stylegan import make_generator
+
+    G = make_generator("sg3-t", seed=3)
+    G.synthesis.input.transform.copy_(input_transform((0.3, -0.1), 20.0))  # e.g. left by an editing tool
+    path = loaders.save_ours(G, tmp_path / "moved")
+    for translate, rotate in (((0.0, 0.0), 0.0), ((0.2, 0.1), -30.0)):
+        end, _ = run(runner, job(path, seeds=(4,), translate=translate, rotate=rotate))
+        assert isinstance(end, jobs.Finished), getattr(end, "message", "")
+        ws = sampling.latent_ws(G, sampling.Latent(seed=4))
+        expected = sampling.to_pil(sampling.synthesize(G, ws, transform=input_transform(translate, rotate)))[0]
+        assert np.array_equal(pixels(end.images[0]), pixels(expected))

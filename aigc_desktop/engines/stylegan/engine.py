@@ -124,8 +124,11 @@ class StyleGANEngine:
 
     @staticmethod
     def _transform(spec: StyleGANJob, model: LoadedModel) -> torch.Tensor | None:
-        if model.G.family != "stylegan3" or (tuple(spec.translate) == (0.0, 0.0) and spec.rotate == 0):
-            return None  # the checkpoint's own transform buffer
+        """StyleGAN3's input transform: always the user's (the identity by default). NVIDIA's gen_images.py and
+        visualizer overwrite the checkpoint's transform buffer the same way, so whatever a file left there
+        is not part of the image a seed names."""
+        if model.G.family != "stylegan3":
+            return None
         return input_transform(tuple(spec.translate), spec.rotate).to(model.device)
 
     def _walk(self, spec: StyleGANWalkJob, model: LoadedModel, emit: Emit, cancelled: IsCancelled) -> JobResult:
