@@ -107,6 +107,47 @@ def test_clamp_and_float16_layers_left_at_defaults_are_read_from_the_layers(tmp_
         assert not torch.allclose(images(unclamped), images(G), atol=1e-3)
 
 
+class _PickleAtProtocol:
+    """Stands in for the pickle module of the test helper so that it writes another protocol."""
+
+    def __init__(self, protocol: int) -> None:
+        self.protocol = protocol
+
+    def dump(self, obj, fh, protocol=None) -> None:
+        pickle.dump(obj, fh, protocol=self.protocol)
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_every_pickle_protocol_loads(tmp_path, monkeypatch, generators, protocol):
+    """NVIDIA's scripts pickle with the running Python's default protocol (3 under 3.7, 4 under 3.8-3.13, 5 from
+    3.14). Protocol 2 names builtins by their Python 2 names (__builtin__) and spells bytes as _codecs.encode;
+    protocol 5 rebuilds numpy arrays (StyleGAN3's layer sizes) with numpy's _frombuffer."""
+    from aigc_desktop.testing import stylegan as helper
+
+    monkeypatch.setattr(helper, "pickle", _PickleAtProtocol(protocol))
+    for name in ("sg2-skip", "sg3-r"):
+        path = helper.write_nvidia_pickle(generators[name], tmp_path / f"{name}-{protocol}.pkl", tmp_path / "ran")
+        assert path.read_bytes()[:2] == bytes([0x80, protocol])
+        loaded = loaders.load_generator(path)
+        assert torch.equal(images(loaded.G), images(generators[name]))
+    assert not (tmp_path / "ran").exists()
+
+
+def test_protocol_specific_spellings_meet_the_allow_list():
+    import numpy as np
+
+    assert safe_pickle.loads(pickle.dumps({1, 2}, protocol=2)) == {1, 2}
+    with pytest.raises(safe_pickle.UnsafePickleError, match="builtins.eval"):
+        safe_pickle.loads(b"c__builtin__\neval\n(S'1'\ntR.")
+    # A contiguous array at protocol 5 (e.g. a StyleGAN3 layer size after the pickle was loaded and saved again).
+    sizes = np.asarray([[36, 36], [52, 52]], dtype=np.int64)
+    data = pickle.dumps(sizes, protocol=5)
+    assert b"_frombuffer" in data
+    assert np.array_equal(safe_pickle.loads(data), sizes)
+    with pytest.raises(safe_pickle.UnsafePickleError, match="unexpected type"):  # object arrays never load
+        safe_pickle._numpy_frombuffer(bytes(8), np.dtype(object), (1,))
+
+
 def test_malicious_reduce_payload_is_refused_without_running(tmp_path):
     marker = tmp_path / "pwned"
     path = write_malicious_pickle(tmp_path / "evil.pkl", marker)

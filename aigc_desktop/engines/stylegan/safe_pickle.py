@@ -145,9 +145,10 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
         allowed[("torch", name)] = getattr(torch, name)
     import numpy as np
 
-    for core in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        allowed[(core, "_reconstruct")] = _numpy_reconstruct
-        allowed[(core, "scalar")] = _numpy_scalar
+    for core in ("numpy.core", "numpy._core"):
+        allowed[(f"{core}.multiarray", "_reconstruct")] = _numpy_reconstruct
+        allowed[(f"{core}.multiarray", "scalar")] = _numpy_scalar
+        allowed[(f"{core}.numeric", "_frombuffer")] = _numpy_frombuffer  # arrays at protocol 5
     allowed[("numpy", "ndarray")] = np.ndarray
     allowed[("numpy", "dtype")] = np.dtype
     return allowed
@@ -169,12 +170,29 @@ def _numpy_scalar(dtype: Any, data: Any = None) -> Any:
     return np.frombuffer(data, dtype=dtype, count=1)[0]
 
 
+# Python 3 writes protocols 0-2 with the Python 2 module names (pickle's fix_imports) and its own find_class
+# maps them back; an overriding find_class has to do the same or such files (sets, bytes) are refused.
+_PYTHON2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
+
+
+def _numpy_frombuffer(buf: Any, dtype: Any, shape: Any, order: str = "C") -> Any:
+    """Protocol 5 spells a numpy array as its raw bytes + dtype + shape (numpy's own `_frombuffer`)."""
+    import numpy as np
+
+    if not isinstance(dtype, np.dtype) or dtype.hasobject or order not in ("C", "F"):
+        raise UnsafePickleError("the pickle rebuilds a numpy array of an unexpected type")
+    if not isinstance(buf, (bytes, bytearray, pickle.PickleBuffer)):
+        raise UnsafePickleError("the pickle rebuilds a numpy array from an unexpected buffer")
+    return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order).copy(order=order)
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     def __init__(self, file: BinaryIO) -> None:
         super().__init__(file)
         self._allowed = _allowed_globals()
 
     def find_class(self, module: str, name: str) -> Any:
+        module = _PYTHON2_MODULES.get(module, module)
         target = self._allowed.get((module, name))
         if target is None and module.startswith("dnnlib.tflib"):
             raise ModelLoadError("this is a TensorFlow StyleGAN pickle (dnnlib.tflib); only PyTorch network "
