@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from typing import Sequence
 
@@ -23,6 +24,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     window = MainWindow(Settings.load())
     window.show()
     QTimer.singleShot(0, window.start_worker)
+    # Ctrl+C / SIGTERM in the terminal close the window the normal way (settings saved, worker stopped).
+    # Python only runs signal handlers between bytecodes, so a cheap timer gives it the chance.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: window.close())
+    heartbeat = QTimer()
+    heartbeat.timeout.connect(lambda: None)
+    heartbeat.start(250)
     code = app.exec()
     window.stop_worker()  # never leave the worker running past the event loop
     return code
