@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from aigc_desktop import __version__
+from aigc_desktop.core import hashing
 from aigc_desktop.core.errors import CancelRequested, is_out_of_memory
 from aigc_desktop.core.jobs import (DiffusionJob, Emit, IsCancelled, JobResult, Preview, Status,
                                     StepReporter)
@@ -100,6 +101,10 @@ class DiffusionEngine:
         if inputs.note:
             emit(Status(job_id=spec.id, text=inputs.note))
         inputs_record = {"init_image": images.source_record(p.init_image), "mask": images.source_record(p.mask)}
+        if model._sha256 is None and hashing.cached_sha256(model.ref.path) is None:
+            # Records name the model by SHA-256; a multi-GB file takes a while the first time (cached after).
+            emit(Status(job_id=spec.id, text=f"Hashing {model.name} for the image metadata (once per file)…"))
+            model.sha256()
         reporter = StepReporter(spec.id, spec.total_steps, emit)
         seeds = p.image_seeds()
         variation_seeds = p.variation_seeds()
