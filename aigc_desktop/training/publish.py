@@ -1,7 +1,7 @@
 """Copy a finished run's model into a model folder (e.g. resources/models/NAME) with its latest sample grid,
 and summarise the run for its model card (steps, training time, final losses). No torch.
 
-    python -m aigc_desktop.training.publish RUN_DIR DEST_DIR
+    python -m aigc_desktop.training.publish RUN_DIR DEST_DIR [MODEL_DIR]
 """
 
 from __future__ import annotations
@@ -28,13 +28,29 @@ class RunSummary:
     config: dict
 
 
-def summarize(run: str | Path) -> RunSummary:
+def model_steps(model: Path) -> int | None:
+    """The training step an exported model was written at (each trainer records it), or None."""
+    for name, path in (("training.json", ("trained_steps",)), ("vae_morph.json", ("trained_steps",)),
+                       ("stylegan.json", ("source", "steps"))):
+        try:
+            value = json.loads((model / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def summarize(run: str | Path, upto: int | None = None) -> RunSummary:
+    """Steps, training time and final losses of a run (up to step `upto`: an exported model's step)."""
     run = Path(run)
     try:
         config = json.loads((run / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise UserError(f"{run} is not a training run folder: {exc}") from None
-    rows = read_losses(run)
+    rows = [r for r in read_losses(run) if upto is None or r.get("step", 0) <= upto]
     tail = rows[-5:]
     names = [k for k in (tail[-1] if tail else {}) if k not in ("step", "time")]
     final = {k: round(sum(r.get(k, 0.0) for r in tail) / len(tail), 5) for k in names}
@@ -43,9 +59,11 @@ def summarize(run: str | Path) -> RunSummary:
                       final_losses=final, config=config)
 
 
-def publish(run: str | Path, dest: str | Path) -> RunSummary:
+def publish(run: str | Path, dest: str | Path, model: str | Path | None = None) -> RunSummary:
+    """Copy `model` (default: the run's exported model) to `dest`, with the run's sample grid at or before the
+    model's step; returns the run's summary up to that step."""
     run, dest = Path(run), Path(dest)
-    model = run / MODEL_DIR
+    model = Path(model) if model else run / MODEL_DIR
     if not model.is_dir():
         raise UserError(f"{run} has no exported model yet")
     dest.mkdir(parents=True, exist_ok=True)
@@ -56,15 +74,16 @@ def publish(run: str | Path, dest: str | Path) -> RunSummary:
     for child in model.iterdir():
         target = dest / child.name
         shutil.copytree(child, target) if child.is_dir() else shutil.copy2(child, target)
-    grids = sorted((run / SAMPLES_DIR).glob("step_*.png"))
+    upto = model_steps(model)
+    grids = [g for g in sorted((run / SAMPLES_DIR).glob("step_*.png")) if upto is None or int(g.stem[5:]) <= upto]
     if grids:
         shutil.copy2(grids[-1], dest / "samples.png")
-    return summarize(run)
+    return summarize(run, upto)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 2:
+    if len(args) not in (2, 3):
         print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)
         return 2
     print(json.dumps(asdict(publish(*args)), indent=1))
