@@ -19,6 +19,7 @@ class ModelInfo:
     variant: str | None
     size: int
     note: str = ""
+    native_size: int | None = None  # the image size a diffusion model was trained at, when known
 
     @property
     def label(self) -> str:
@@ -61,7 +62,8 @@ def info_for(path: str | Path) -> ModelInfo:
     ident = identify_cached(path) if path.exists() else identify(path)
     size = _size(path) if path.exists() else 0
     name = path.name if path.is_dir() else path.stem
-    return ModelInfo(str(path), name, ident.kind, ident.family, ident.variant, size, ident.note)
+    return ModelInfo(str(path), name, ident.kind, ident.family, ident.variant, size, ident.note,
+                     native_size=ident.info.get("native_size"))
 
 
 def _candidates(folder: Path, depth: int = 3) -> Iterable[Path]:

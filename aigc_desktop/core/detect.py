@@ -206,6 +206,10 @@ def identify_folder(path: Path) -> Identification:
         cls = str(data.get("_class_name", ""))
         unet, text = _read_config(path / "unet" / "config.json"), _read_config(path / "text_encoder" / "config.json")
         info = {"pipeline": cls}
+        vae = _read_config(path / "vae" / "config.json")
+        if isinstance(unet.get("sample_size"), int) and isinstance(vae.get("block_out_channels"), list):
+            # The size the model was trained at: latent size x the VAE's down-sampling factor.
+            info["native_size"] = unet["sample_size"] * 2 ** (len(vae["block_out_channels"]) - 1)
         variant = "inpaint" if unet.get("in_channels") == 9 else None
         if "XL" in cls or unet.get("addition_embed_type") == "text_time":
             family = "sdxl"

@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 DIFFUSION_KINDS = ("diffusers", "checkpoint")
 
 
+def native_size(info) -> int:
+    """The size a diffusion model makes best: what its folder says, else its family's (SDXL 1024, SD 512)."""
+    return info.native_size or (1024 if info.family == "sdxl" else 512)
+
+
 def _fmt_seconds(s: float | None) -> str:
     if s is None:
         return "–"
@@ -50,6 +55,7 @@ class MainWindow(QMainWindow):
         self._engines = engines
         self.worker: Worker | None = None
         self._closing = False
+        self._native_shown = 512  # the size the prompt panel starts with
 
         # View-models (GUI thread)
         self.queue = QueueViewModel(parent=self)
@@ -298,12 +304,13 @@ class MainWindow(QMainWindow):
         elif info is not None:
             self.prompt_dock.raise_()
         if info is not None and info.kind in DIFFUSION_KINDS:
-            # Follow the family's native size, but only when the size shown is the other family's
-            # default: a size the user chose (or restored from an image) stays.
-            native = 1024 if info.family == "sdxl" else 512
+            # Follow the model's native size, but only when the size shown is still the previous model's
+            # native size: a size the user chose (or restored from an image) stays.
+            native = native_size(info)
             panel = self.prompt_panel
-            if {panel.width_box.value(), panel.height_box.value()} == {1536 - native}:
+            if {panel.width_box.value(), panel.height_box.value()} == {self._native_shown}:
                 panel.set_default_size(native)
+            self._native_shown = native
 
     @Slot(object)
     def _use_as_init(self, entry: CanvasImage) -> None:

@@ -285,3 +285,18 @@ def test_options_round_trip_through_set_params(qtbot):
     assert panel.options.isChecked()
     panel.set_params(GenerationParams())
     assert panel.params().variation_seed is None and panel.params().mode == "txt2img"
+
+
+def test_size_follows_the_models_native_size_unless_changed(qtbot, fake_window):
+    from dataclasses import replace
+
+    w = fake_window
+    tiny = w.models.selected
+    assert tiny.native_size == 64  # tiny test model: 8x8 latents, VAE factor 8
+    assert w.prompt_panel.params().width == 64 and w.prompt_panel.params().height == 64
+    xl = replace(tiny, path=tiny.path + "-xl", family="sdxl", native_size=None)
+    w.models.select(xl)
+    assert (w.prompt_panel.width_box.value(), w.prompt_panel.height_box.value()) == (1024, 1024)
+    w.prompt_panel.width_box.setValue(768)  # the user's choice stays
+    w.models.select(tiny)
+    assert w.prompt_panel.width_box.value() == 768
