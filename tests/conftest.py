@@ -94,11 +94,31 @@ def isolated_dirs(tmp_path, monkeypatch):
     data = tmp_path / "_data"
     monkeypatch.setenv("AIGC_DESKTOP_CONFIG_DIR", str(config))
     monkeypatch.setenv("AIGC_DESKTOP_DATA_DIR", str(data))
+    # The bundled default models (resources/models) stay out of tests' model lists: a resources folder that
+    # links everything else (tokenizer, family configs). Tests of the defaults use the `bundled_models` fixture.
+    from aigc_desktop.core.paths import resources_dir
+
+    real_resources = resources_dir()
+    resources = tmp_path / "_resources"
+    resources.mkdir()
+    for entry in real_resources.iterdir() if real_resources.is_dir() else ():
+        if entry.name != "models":
+            (resources / entry.name).symlink_to(entry)
+    monkeypatch.setenv("AIGC_DESKTOP_RESOURCES_DIR", str(resources))
     from aigc_desktop.core import hashing
 
     hashing.clear_memory_cache()
     yield {"config": config, "data": data}
     hashing.clear_memory_cache()
+
+
+@pytest.fixture
+def bundled_models(monkeypatch):
+    """The real resources folder, default models included; returns resources/models."""
+    monkeypatch.delenv("AIGC_DESKTOP_RESOURCES_DIR")
+    from aigc_desktop.core.paths import resources_dir
+
+    return resources_dir() / "models"
 
 
 # ------------------------------------------------------------------------------------------ threads
