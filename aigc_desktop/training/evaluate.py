@@ -42,10 +42,16 @@ def features(images: np.ndarray | Sequence[Image.Image]) -> np.ndarray:
     return np.stack(out)
 
 
+def pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distances between the rows of a and b (|a|^2 - 2ab + |b|^2: no N x M x D temporary)."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    d2 = (a ** 2).sum(1)[:, None] - 2 * a @ b.T + (b ** 2).sum(1)[None, :]
+    return np.sqrt(np.maximum(d2, 0))
+
+
 def nearest(queries: np.ndarray, reference: np.ndarray, k: int = 5) -> np.ndarray:
     """Indices of the k nearest reference rows (Euclidean) for each query row."""
-    d = (queries ** 2).sum(1)[:, None] - 2 * queries @ reference.T + (reference ** 2).sum(1)[None, :]
-    return np.argsort(d, axis=1)[:, :k]
+    return np.argsort(pairwise_distances(queries, reference), axis=1)[:, :k]
 
 
 @dataclass
@@ -95,12 +101,10 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[fl
     """Improved precision (fakes inside the real manifold) and recall (reals inside the fake manifold)."""
 
     def radii(x: np.ndarray) -> np.ndarray:
-        d = np.sqrt(np.maximum(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1), 0))
-        return np.sort(d, axis=1)[:, k]  # column 0 is the point itself
+        return np.sort(pairwise_distances(x, x), axis=1)[:, k]  # column 0 is the point itself
 
     def inside(points: np.ndarray, manifold: np.ndarray, r: np.ndarray) -> float:
-        d = np.sqrt(np.maximum(((points[:, None, :] - manifold[None, :, :]) ** 2).sum(-1), 0))
-        return float((d <= r[None, :]).any(axis=1).mean())
+        return float((pairwise_distances(points, manifold) <= r[None, :]).any(axis=1).mean())
 
     return inside(fake, real, radii(real)), inside(real, fake, radii(fake))
 
