@@ -87,24 +87,29 @@ def no_network(monkeypatch):
 # ------------------------------------------------------------------------------------------ folders
 
 
+@pytest.fixture(scope="session")
+def _resources_without_models(tmp_path_factory):
+    """The bundled default models (resources/models) stay out of tests' model lists: a resources folder that
+    links everything else (tokenizer, family configs). Tests of the defaults use the `bundled_models` fixture.
+    Made once per session, outside each test's tmp_path, so tests can assert on what their tmp_path holds."""
+    from aigc_desktop.core.paths import resources_dir
+
+    real_resources = resources_dir()
+    resources = tmp_path_factory.mktemp("resources")
+    for entry in real_resources.iterdir() if real_resources.is_dir() else ():
+        if entry.name != "models":
+            (resources / entry.name).symlink_to(entry)
+    return resources
+
+
 @pytest.fixture(autouse=True)
-def isolated_dirs(tmp_path, monkeypatch):
+def isolated_dirs(tmp_path, monkeypatch, _resources_without_models):
     """Tests never read or write the real user config or data folders."""
     config = tmp_path / "_config"
     data = tmp_path / "_data"
     monkeypatch.setenv("AIGC_DESKTOP_CONFIG_DIR", str(config))
     monkeypatch.setenv("AIGC_DESKTOP_DATA_DIR", str(data))
-    # The bundled default models (resources/models) stay out of tests' model lists: a resources folder that
-    # links everything else (tokenizer, family configs). Tests of the defaults use the `bundled_models` fixture.
-    from aigc_desktop.core.paths import resources_dir
-
-    real_resources = resources_dir()
-    resources = tmp_path / "_resources"
-    resources.mkdir()
-    for entry in real_resources.iterdir() if real_resources.is_dir() else ():
-        if entry.name != "models":
-            (resources / entry.name).symlink_to(entry)
-    monkeypatch.setenv("AIGC_DESKTOP_RESOURCES_DIR", str(resources))
+    monkeypatch.setenv("AIGC_DESKTOP_RESOURCES_DIR", str(_resources_without_models))
     from aigc_desktop.core import hashing
 
     hashing.clear_memory_cache()
