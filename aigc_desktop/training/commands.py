@@ -8,8 +8,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 from aigc_desktop.core.errors import UserError
@@ -78,6 +80,21 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_options(out: Path, kind: str) -> dict[str, Any]:
+    """The options an existing run was started with (its config.json), so --resume continues it as it was;
+    options given on the command line override them. Empty when the folder holds no run yet."""
+    path = out / "config.json"
+    if not path.is_file():
+        return {}
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"Cannot read {path}: {exc}") from None
+    if saved.get("kind") not in (None, kind):
+        raise UserError(f"{out} is a {saved['kind']} run, not {kind}")
+    return {k: v for k, v in saved.items() if k not in ("kind", "resume")}
+
+
 def train_options(args: argparse.Namespace) -> dict[str, Any]:
     """The options the user gave (unset ones keep each trainer's own defaults)."""
     options: dict[str, Any] = {}
@@ -103,9 +120,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         for name, default in option_help(args.model):
             print(f"{name:<20} {default!r}")
         return 0
-    if not args.data or not args.out:
-        raise UserError("train needs --data DIR and --out DIR")
-    config = make_config(args.model, **train_options(args))
+    options = train_options(args)
+    if args.resume and args.out:
+        options = {**run_options(Path(args.out), args.model), **options}
+    if not options.get("data") or not options.get("out"):
+        raise UserError("train needs --data DIR and --out DIR (with --resume, --out DIR of an existing run)")
+    config = make_config(args.model, **options)
     from aigc_desktop.training.common import Hooks
 
     cancel = {"set": False}

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import sys
 
 from aigc_desktop.cli import main
@@ -15,6 +16,13 @@ def test_train_and_dataset_commands(shapes_dir, tmp_path, capsys):
     assert main(argv) == 2  # the run exists: needs --resume
     assert "--resume" in capsys.readouterr().err
     assert main(argv[:-4] + ["--steps", "3", "--resume", "--set", "channels=8,16", "--set", "latent_dim=8"]) == 0
+    capsys.readouterr()
+    # --resume alone continues the run with the options it was started with (data, size, architecture)
+    assert main(["train", "vae", "--out", str(out), "--resume", "--steps", "4"]) == 0
+    assert json.loads((out / "config.json").read_text())["steps"] == 4
+    assert json.loads((out / "model" / "vae_morph.json").read_text())["latent_dim"] == 8
+    assert main(["train", "stylegan", "--out", str(out), "--resume"]) == 2
+    assert "is a vae run" in capsys.readouterr().err
 
 
 def test_train_errors_are_one_line(tmp_path, capsys):
