@@ -94,6 +94,10 @@ class MainWindow(QMainWindow):
         # Both tabs stay (hiding a tabified dock leaves a stale tab bar); the one that fits the model is raised.
         self.stylegan_panel.setEnabled(False)
         self.prompt_dock.raise_()
+        # Raising a tab picks a model that fits it (the one of its kind used last), so the StyleGAN tab works
+        # at once when a StyleGAN model exists, and the Prompt tab returns to the last diffusion model.
+        self.stylegan_dock.visibilityChanged.connect(self._on_stylegan_tab_shown)
+        self.prompt_dock.visibilityChanged.connect(self._on_prompt_tab_shown)
 
         # Status bar: message, progress, ETA, cancel
         self.status = QStatusBar()
@@ -297,8 +301,7 @@ class MainWindow(QMainWindow):
     def _on_model_selected(self, info) -> None:
         is_stylegan = info is not None and info.kind == "stylegan"
         self.stylegan.set_model(info if is_stylegan else None)
-        self.stylegan_panel.setEnabled(is_stylegan)
-        self.stylegan_panel.setToolTip("" if is_stylegan else "Select a StyleGAN model in the Models panel")
+        self._update_stylegan_tab()
         if is_stylegan:
             self.stylegan_dock.raise_()
         elif info is not None:
@@ -311,6 +314,29 @@ class MainWindow(QMainWindow):
             if {panel.width_box.value(), panel.height_box.value()} == {self._native_shown}:
                 panel.set_default_size(native)
             self._native_shown = native
+
+    def _update_stylegan_tab(self) -> None:
+        selected = self.models.selected
+        self.stylegan_panel.setEnabled(selected is not None and selected.kind == "stylegan")
+        none = self.models.last_of_kinds(("stylegan",)) is None
+        self.stylegan_panel.setToolTip("Add a StyleGAN model (.pkl, .pt or a converted folder) in the Models panel"
+                                       if none else "")
+
+    @Slot(bool)
+    def _on_stylegan_tab_shown(self, visible: bool) -> None:
+        selected = self.models.selected
+        if visible and (selected is None or selected.kind != "stylegan"):
+            info = self.models.last_of_kinds(("stylegan",))
+            if info is not None:
+                self.models.select(info)
+
+    @Slot(bool)
+    def _on_prompt_tab_shown(self, visible: bool) -> None:
+        selected = self.models.selected
+        if visible and selected is not None and selected.kind == "stylegan":
+            info = self.models.last_of_kinds(DIFFUSION_KINDS)
+            if info is not None:
+                self.models.select(info)
 
     @Slot(object)
     def _use_as_init(self, entry: CanvasImage) -> None:

@@ -166,3 +166,29 @@ def test_settings_from_an_image_regenerate_it(qtbot, vm, sg_files, tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
     panel.load_from_image(str(tmp_path / "plain.png"))
     assert "no StyleGAN settings" in panel.message.text()
+
+
+def test_tabs_pick_a_model_of_their_kind(qtbot, tmp_path, sg_files, tiny_sd_path):
+    """With a diffusion and a StyleGAN model, the StyleGAN tab works at once: raising it selects the StyleGAN
+    model; raising the Prompt tab returns to the diffusion model used last."""
+    from aigc_desktop.ui.main_window import MainWindow
+    from aigc_desktop.engines.base import FakeEngine
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_sd_path, models / "a-tiny-sd")
+    shutil.copy(sg_files["sg2-skip"], models / "z-faces.pkl")
+    w = MainWindow(Settings({"models_dir": str(models), "threads": 1}), engines={"diffusion": FakeEngine()})
+    qtbot.addWidget(w)
+    w.show()
+    try:
+        qtbot.waitUntil(lambda: w.models.selected is not None, timeout=10000)
+        assert w.models.selected.kind == "diffusers" and not w.stylegan_panel.isEnabled()
+        assert w.stylegan_panel.toolTip() == ""  # a StyleGAN model exists: no "add one" hint
+        w.stylegan_dock.raise_()
+        qtbot.waitUntil(lambda: w.models.selected.kind == "stylegan", timeout=5000)
+        assert w.stylegan_panel.isEnabled()
+        w.prompt_dock.raise_()
+        qtbot.waitUntil(lambda: w.models.selected.kind == "diffusers", timeout=5000)
+        assert not w.stylegan_panel.isEnabled()
+    finally:
+        w.close()

@@ -28,6 +28,7 @@ class ModelsViewModel(QObject):
         self.vae_override: str | None = None
         self.prediction_override: str | None = None
         self._preferred: str | None = None
+        self._last_by_kind: dict[str, str] = {}  # kind -> path of the model of that kind selected last
         self._thread: threading.Thread | None = None
         self._scanned.connect(self._on_scanned)
 
@@ -74,7 +75,15 @@ class ModelsViewModel(QObject):
             self.selected = info
             return
         self.selected = info
+        if info is not None:
+            self._last_by_kind[info.kind] = info.path
         self.selection_changed.emit(info)
+
+    def last_of_kinds(self, kinds: tuple[str, ...]) -> ModelInfo | None:
+        """The model of one of these kinds selected most recently, else the first discovered one (None: none)."""
+        candidates = [m for m in self.models if m.kind in kinds]
+        remembered = {self._last_by_kind.get(kind) for kind in kinds}
+        return next((m for m in candidates if m.path in remembered), candidates[0] if candidates else None)
 
     def select_path(self, path: str) -> None:
         self.select(next((m for m in self.models if m.path == path), None))
