@@ -207,7 +207,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         p, r = precision_recall(real, fake)
         fd = frechet_distance(real, fake)
         print(f"precision {p:.3f} recall {r:.3f} Fréchet distance (16x16 RGB features) {fd:.3f}")
-        result = {"precision": p, "recall": r, "frechet": fd, "count": len(images)}
+        # For scale: the same figures for two random halves of the real images against each other.
+        order = np.random.RandomState(0).permutation(len(real))
+        half_a, half_b = real[order[: len(real) // 2]], real[order[len(real) // 2:]]
+        bp, br = precision_recall(half_a, half_b)
+        bfd = frechet_distance(half_a, half_b)
+        print(f"baseline (real half vs real half): precision {bp:.3f} recall {br:.3f} Fréchet distance {bfd:.3f}")
+        result = {"precision": p, "recall": r, "frechet": fd, "count": len(images),
+                  "baseline": {"precision": bp, "recall": br, "frechet": bfd}}
     else:
         from aigc_desktop.engines.vae_morph import load_morph_vae
         from aigc_desktop.training.vae import psnr
