@@ -117,6 +117,9 @@ class ModelGallery(QWidget):
                 self.list.blockSignals(True)
                 self.list.setCurrentItem(item)
                 self.list.blockSignals(False)
+        # Family, prediction type and VAE choices apply to diffusion models only.
+        for combo in (self.family, self.prediction, self.vae):
+            combo.setEnabled(info is None or info.kind in ("diffusers", "checkpoint", "unknown"))
         if info is None:
             self.detail.setText("No model selected. Add a folder with models, or open a model file.")
         else:
