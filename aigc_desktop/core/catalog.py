@@ -105,5 +105,6 @@ def discover(folders: Iterable[str | Path]) -> list[ModelInfo]:
     return sorted(found, key=lambda m: (rank.get(m.kind, len(rank)), m.name.lower()))
 
 
-GENERATOR_KINDS = ("diffusers", "checkpoint", "stylegan", "vae_morph")
+DIFFUSION_KINDS = ("diffusers", "checkpoint")
+GENERATOR_KINDS = (*DIFFUSION_KINDS, "stylegan", "vae_morph")
 ADDON_KINDS = ("lora", "vae", "embedding")

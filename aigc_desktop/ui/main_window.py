@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QP
 
 from aigc_desktop import __version__
 from aigc_desktop.core import jobs
+from aigc_desktop.core.catalog import DIFFUSION_KINDS
 from aigc_desktop.core.errors import UserError
 from aigc_desktop.core.runner import EngineOptions
 from aigc_desktop.core.settings import Settings
@@ -30,7 +31,6 @@ from aigc_desktop.ui.worker import Worker
 
 log = logging.getLogger(__name__)
 
-DIFFUSION_KINDS = ("diffusers", "checkpoint")
 
 
 def native_size(info) -> int:

@@ -6,7 +6,7 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMenu,
                                QPushButton, QVBoxLayout, QWidget)
 
-from aigc_desktop.core.catalog import GENERATOR_KINDS, ModelInfo
+from aigc_desktop.core.catalog import DIFFUSION_KINDS, GENERATOR_KINDS, ModelInfo
 from aigc_desktop.ui.viewmodels.models import ModelsViewModel
 
 _KIND_ICON = {"diffusers": "◆", "checkpoint": "◆", "stylegan": "●", "vae_morph": "◐", "lora": "＋",
@@ -119,7 +119,7 @@ class ModelGallery(QWidget):
                 self.list.blockSignals(False)
         # Family, prediction type and VAE choices apply to diffusion models only.
         for combo in (self.family, self.prediction, self.vae):
-            combo.setEnabled(info is None or info.kind in ("diffusers", "checkpoint", "unknown"))
+            combo.setEnabled(info is None or info.kind in (*DIFFUSION_KINDS, "unknown"))
         if info is None:
             self.detail.setText("No model selected. Add a folder with models, or open a model file.")
         else:
