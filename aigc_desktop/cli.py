@@ -116,7 +116,7 @@ def diffusion_job(args: argparse.Namespace, info: catalog.ModelInfo):
     from aigc_desktop.core.jobs import DiffusionJob, ModelRef
     from aigc_desktop.core.params import GenerationParams
 
-    default_size = info.native_size or (1024 if info.family == "sdxl" else 512)
+    default_size = info.default_size
     modes = _mode_fields(args)
     width, height = _default_size(args, modes, default_size)
     params = GenerationParams(

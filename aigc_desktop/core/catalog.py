@@ -26,6 +26,11 @@ class ModelInfo:
         bits = [b for b in (self.family, self.variant) if b]
         return f"{self.kind} ({', '.join(bits)})" if bits else self.kind
 
+    @property
+    def default_size(self) -> int:
+        """The size a diffusion model makes best: what its folder says, else its family's (SDXL 1024, SD 512)."""
+        return self.native_size or (1024 if self.family == "sdxl" else 512)
+
     def to_dict(self) -> dict:
         return {"name": self.name, "path": self.path, "kind": self.kind, "family": self.family,
                 "variant": self.variant, "size": self.size, "note": self.note}

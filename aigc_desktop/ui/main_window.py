@@ -32,12 +32,6 @@ from aigc_desktop.ui.worker import Worker
 log = logging.getLogger(__name__)
 
 
-
-def native_size(info) -> int:
-    """The size a diffusion model makes best: what its folder says, else its family's (SDXL 1024, SD 512)."""
-    return info.native_size or (1024 if info.family == "sdxl" else 512)
-
-
 def _fmt_seconds(s: float | None) -> str:
     if s is None:
         return "–"
@@ -309,7 +303,7 @@ class MainWindow(QMainWindow):
         if info is not None and info.kind in DIFFUSION_KINDS:
             # Follow the model's native size, but only when the size shown is still the previous model's
             # native size: a size the user chose (or restored from an image) stays.
-            native = native_size(info)
+            native = info.default_size
             panel = self.prompt_panel
             if {panel.width_box.value(), panel.height_box.value()} == {self._native_shown}:
                 panel.set_default_size(native)
