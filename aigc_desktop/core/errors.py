@@ -26,6 +26,15 @@ def _one_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+def first_line(exc: BaseException | str, limit: int = 200) -> str:
+    """The first line of an error's text (library messages run to many lines), at most `limit` characters."""
+    text = str(exc).strip().splitlines()
+    if not text:
+        return type(exc).__name__ if isinstance(exc, BaseException) else ""
+    line = text[0].strip()
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     # Checked by name so core needs no torch import (torch.cuda.OutOfMemoryError, torch.OutOfMemoryError).
     if type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from aigc_desktop.core import paths
+from aigc_desktop.core.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +151,7 @@ class Settings:
         """Atomic write: a crash mid-save leaves the previous file intact."""
         path = path or self.path or default_path()
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(self.to_dict(), indent=2, sort_keys=True))
         self.path = path
         return path
 

@@ -16,7 +16,7 @@ import torch
 
 from aigc_desktop.core import hashing
 from aigc_desktop.core.detect import identify
-from aigc_desktop.core.errors import ModelLoadError
+from aigc_desktop.core.errors import first_line, ModelLoadError
 from aigc_desktop.core.jobs import ModelRef
 
 log = logging.getLogger(__name__)
@@ -116,9 +116,3 @@ def _load_folder(ref: ModelRef, path: Path, dtype: torch.dtype) -> LoadedModel:
 def _only_fp16_weights(folder: Path) -> bool:
     names = [p.name for p in folder.glob("*") if p.suffix in (".safetensors", ".bin")]
     return bool(names) and all(".fp16." in n for n in names)
-
-
-def first_line(exc: BaseException | str) -> str:
-    """The first line of an error's text (library messages run to many lines), at most 200 characters."""
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__

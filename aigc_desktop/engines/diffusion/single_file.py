@@ -31,7 +31,8 @@ from aigc_desktop.core.errors import ModelLoadError
 from aigc_desktop.core.jobs import ModelRef
 from aigc_desktop.engines.diffusion import ldm
 from aigc_desktop.engines.diffusion.families import FamilyConfig, check_prediction_type, family_config
-from aigc_desktop.engines.diffusion.loader import LoadedModel, first_line
+from aigc_desktop.core.errors import first_line
+from aigc_desktop.engines.diffusion.loader import LoadedModel
 
 log = logging.getLogger(__name__)
 
