@@ -45,6 +45,10 @@ class JobSpec:
     id: str = field(default_factory=new_job_id)
     device: str = "auto"
     dtype: str = "auto"
+    # Where the result goes, for the canvas: {"frame": [x, y, w, h], "layer_id": str | None, "batch": n}.
+    # Plain JSON-able data; engines ignore it; previews and results carry the job id, so the window finds
+    # the target from the spec with no side tables. None: results only go to the history.
+    target: dict | None = field(default=None, compare=False, hash=False)
 
     @property
     def title(self) -> str:
