@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from aigc_desktop.core.detect import MODEL_SUFFIXES, Identification, identify
+from aigc_desktop.core.detect import MODEL_SUFFIXES, Identification, identify, unreadable
 
 
 @dataclass(frozen=True)
@@ -46,13 +46,19 @@ def _stamp(path: Path) -> tuple[str, int, int]:
 
 
 def _size(path: Path) -> int:
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
+    try:
+        if path.is_dir():
+            return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        return path.stat().st_size
+    except OSError:  # a dangling link, a file removed while scanning: size unknown
+        return 0
 
 
 def identify_cached(path: Path) -> Identification:
-    key = _stamp(path)
+    try:
+        key = _stamp(path)
+    except OSError as exc:
+        return unreadable(path, f"{path.name[:80]} could not be read: {exc.strerror or exc}")
     with _cache_lock:
         hit = _cache.get(key)
     if hit is None:
@@ -62,49 +68,68 @@ def identify_cached(path: Path) -> Identification:
     return hit
 
 
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # e.g. a name longer than the file system allows
+        return False
+
+
 def info_for(path: str | Path) -> ModelInfo:
+    """The model at `path`, identified; never raises for a bad file (kind 'unreadable' with the reason)."""
     path = Path(path).expanduser()
-    ident = identify_cached(path) if path.exists() else identify(path)
-    size = _size(path) if path.exists() else 0
-    name = path.name if path.is_dir() else path.stem
+    exists = _exists(path)
+    ident = identify_cached(path) if exists else identify(path)
+    size = _size(path) if exists else 0
+    try:
+        name = path.name if path.is_dir() else path.stem
+    except OSError:
+        name = path.stem
     return ModelInfo(str(path), name, ident.kind, ident.family, ident.variant, size, ident.note,
                      native_size=ident.info.get("native_size"))
 
 
 def _candidates(folder: Path, depth: int = 3) -> Iterable[Path]:
     """Model folders (with model_index.json or our json) and model files, not descending into models."""
-    if not folder.is_dir():
-        return
     try:
+        if not folder.is_dir():
+            return
         children = sorted(folder.iterdir(), key=lambda p: p.name.lower())
     except OSError:
         return
     for child in children:
         if child.name.startswith("."):
             continue
-        if child.is_dir():
-            if any((child / marker).is_file() for marker in ("model_index.json", "stylegan.json", "vae_morph.json")):
-                yield child
-            elif depth > 0:
+        try:
+            is_dir = child.is_dir()
+            is_model_dir = is_dir and any((child / marker).exists() or (child / marker).is_symlink()
+                                          for marker in ("model_index.json", "stylegan.json", "vae_morph.json"))
+        except OSError:  # unreadable entry: listed if it looks like a model file, skipped otherwise
+            is_dir = is_model_dir = False
+        if is_model_dir:
+            yield child
+        elif is_dir:
+            if depth > 0:
                 yield from _candidates(child, depth - 1)
         elif child.suffix.lower() in MODEL_SUFFIXES:
-            yield child
+            yield child  # FIFOs, sockets and devices too: identify() lists them as unreadable
 
 
 def discover(folders: Iterable[str | Path]) -> list[ModelInfo]:
-    """Every model under the given folders, identified; unreadable files are listed as kind 'unknown'."""
+    """Every model under the given folders, identified. A bad file never stops discovery: it is listed as
+    kind 'unreadable' with a one-line reason (info_for never raises for one)."""
     seen: set[str] = set()
     found: list[ModelInfo] = []
     for folder in folders:
         for path in _candidates(Path(folder).expanduser()):
-            key = str(path.resolve())
+            try:
+                key = str(path.resolve())
+            except (OSError, RuntimeError):  # a symlink loop
+                key = str(path)
             if key in seen:
                 continue
             seen.add(key)
-            try:
-                found.append(info_for(path))
-            except OSError as exc:
-                found.append(ModelInfo(str(path), path.stem, "unknown", None, None, 0, str(exc)))
+            found.append(info_for(path))
     # Generators first, then add-ons (LoRA, VAE, embeddings), unreadable files last; by name within each.
     rank = {kind: i for i, kind in enumerate(GENERATOR_KINDS + ADDON_KINDS)}
     return sorted(found, key=lambda m: (rank.get(m.kind, len(rank)), m.name.lower()))

@@ -15,16 +15,20 @@ opcode for the strings they contain (pickletools never executes anything). Kinds
 
 from __future__ import annotations
 
-import json
+import io
+import os
 import pickletools
 import struct
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from aigc_desktop.core import diffusers_config, torch_files
+from aigc_desktop.core.errors import UserError
+from aigc_desktop.core.safe_io import regular_file
+from aigc_desktop.core.safetensors_header import SafetensorsHeaderError, read_header
+
 MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".pkl", ".bin")
-_MAX_HEADER = 100 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -45,42 +49,15 @@ class Identification:
         return " / ".join(parts)
 
 
-class HeaderError(ValueError):
-    pass
+HeaderError = SafetensorsHeaderError  # the one header error (a ModelLoadError and a ValueError)
 
 
 def read_safetensors_header(path: str | Path) -> dict[str, Any]:
-    """The JSON header of a safetensors file: {name: {dtype, shape, data_offsets}, "__metadata__": {...}}.
+    """The validated JSON header of a safetensors file: {name: {dtype, shape, data_offsets}, "__metadata__": {...}}.
 
-    Raises HeaderError with a one-line reason on a truncated or corrupted file.
+    Read by core.safetensors_header (bounded, schema-checked); raises HeaderError with a one-line reason.
     """
-    path = Path(path)
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-        if len(head) < 8:
-            raise HeaderError(f"{path.name} is not a safetensors file (too short)")
-        (n,) = struct.unpack("<Q", head)
-        if n > _MAX_HEADER or 8 + n > size:
-            raise HeaderError(f"{path.name} is truncated or not a safetensors file (header of {n} bytes)")
-        raw = fh.read(n)
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise HeaderError(f"{path.name} has a corrupted safetensors header ({exc.__class__.__name__})") from None
-    if not isinstance(header, dict):
-        raise HeaderError(f"{path.name} has a corrupted safetensors header")
-    end = 0
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            end = max(end, int(entry["data_offsets"][1]))
-        except (KeyError, TypeError, IndexError, ValueError):
-            raise HeaderError(f"{path.name} has a corrupted entry for tensor '{name}'") from None
-    if 8 + n + end > size:
-        raise HeaderError(f"{path.name} is truncated: {size} bytes, the header needs {8 + n + end}")
-    return header
+    return read_header(path).as_dict()
 
 
 def tensor_shapes(header: dict[str, Any]) -> dict[str, tuple[int, ...]]:
@@ -88,7 +65,10 @@ def tensor_shapes(header: dict[str, Any]) -> dict[str, tuple[int, ...]]:
 
 
 def pickle_strings(path: str | Path, limit: int = 2_000_000) -> set[str]:
-    """Every short string a pickle (bare, or torch's zip container) mentions, collected without unpickling."""
+    """Every short string a pickle (bare, or torch's zip container) mentions, collected without unpickling.
+
+    The zip archive's members are checked first (torch_files.check_archive); a bare pickle is read through
+    a reader that never asks for more than the file holds."""
     path = Path(path)
     strings: set[str] = set()
 
@@ -101,17 +81,16 @@ def pickle_strings(path: str | Path, limit: int = 2_000_000) -> set[str]:
                     strings.add(arg)
                 if op.name == "GLOBAL" and isinstance(arg, str):
                     strings.add(arg.replace(" ", "."))
-        except Exception:  # noqa: BLE001 - truncated pickle: keep what was read
-            pass
+        except (ValueError, EOFError, OverflowError, MemoryError, UnicodeDecodeError, struct.error):
+            pass  # a truncated or odd pickle: keep what was read
 
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            names = [n for n in zf.namelist() if n.endswith("data.pkl")]
-            if names:
-                scan(pickletools.genops(zf.read(names[0])))
+    data = torch_files.read_archive_pickle(path)
+    if data is not None:
+        scan(pickletools.genops(io.BytesIO(data)))
     else:
-        with open(path, "rb") as fh:
-            scan(pickletools.genops(fh))
+        p = regular_file(path, "model file")
+        with open(p, "rb") as fh:
+            scan(pickletools.genops(torch_files.BoundedReader(fh, os.stat(p).st_size)))
     return strings
 
 
@@ -195,18 +174,14 @@ def _identify_checkpoint(keys: set[str], shapes: dict[str, tuple[int, ...]]) -> 
 
 
 def identify_folder(path: Path) -> Identification:
-    index = path / "model_index.json"
-    if index.is_file():
-        try:
-            data = json.loads(index.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            return Identification("unknown", note=f"model_index.json is unreadable: {exc}")
-        if not isinstance(data, dict):
-            return Identification("unknown", note="model_index.json is not a pipeline description")
+    if (path / "model_index.json").exists() or (path / "model_index.json").is_symlink():
+        # Every config is checked (types, ranges, depth, size) before any of its values is used.
+        data = diffusers_config.check_folder(path)
         cls = str(data.get("_class_name", ""))
-        unet, text = _read_config(path / "unet" / "config.json"), _read_config(path / "text_encoder" / "config.json")
+        unet = diffusers_config.read_component_config(path, "unet/config.json") or {}
+        text = diffusers_config.read_component_config(path, "text_encoder/config.json") or {}
+        vae = diffusers_config.read_component_config(path, "vae/config.json") or {}
         info = {"pipeline": cls}
-        vae = _read_config(path / "vae" / "config.json")
         if isinstance(unet.get("sample_size"), int) and isinstance(vae.get("block_out_channels"), list):
             # The size the model was trained at: latent size x the VAE's down-sampling factor.
             info["native_size"] = unet["sample_size"] * 2 ** (len(vae["block_out_channels"]) - 1)
@@ -227,26 +202,24 @@ def identify_folder(path: Path) -> Identification:
     return Identification("unknown", note="folder has no model_index.json")
 
 
-def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+def unreadable(path: Path, reason: str) -> Identification:
+    """A file or folder that could not be read: kind 'unreadable', the reason in one line."""
+    return Identification("unreadable", note=" ".join(reason.split())[:300])
 
 
 def identify(path: str | Path) -> Identification:
-    """Identify a model file or folder. Never raises for a bad file: kind 'unknown' with a note."""
+    """Identify a model file or folder. Never raises for a bad file: kind 'unreadable' (could not be read,
+    with the reason) or 'unknown' (read, in no known layout), with a note."""
     path = Path(path)
     try:
         if path.is_dir():
             return identify_folder(path)
         if not path.exists():
             return Identification("unknown", note=f"{path} does not exist")
+        regular_file(path, "model file")  # a FIFO, socket or device is never opened
         suffix = path.suffix.lower()
         if suffix == ".safetensors":
-            header = read_safetensors_header(path)
-            shapes = tensor_shapes(header)
+            shapes = read_header(path).shapes()
             return identify_keys(shapes.keys(), shapes)
         if suffix in (".ckpt", ".pt", ".pth", ".pkl", ".bin"):
             strings = pickle_strings(path)
@@ -256,7 +229,7 @@ def identify(path: str | Path) -> Identification:
                 return Identification("stylegan", info={"format": "rosinality"})
             return identify_keys(s for s in strings if "." in s or s.startswith(("emb_", "string_to")))
         return Identification("unknown", note=f"unsupported file type {suffix}")
-    except HeaderError as exc:
-        return Identification("unknown", note=str(exc))
-    except (OSError, zipfile.BadZipFile, ValueError) as exc:
-        return Identification("unknown", note=f"{path.name} could not be read: {exc}")
+    except UserError as exc:  # header, archive, config schema, not a regular file, JSON limits
+        return unreadable(path, str(exc))
+    except OSError as exc:  # permission denied, name too long, I/O error
+        return unreadable(path, f"{path.name[:80]} could not be read: {exc.strerror or exc}")

@@ -17,12 +17,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import struct
 import threading
 from pathlib import Path
 from typing import Callable
 
 from aigc_desktop.core import paths
+from aigc_desktop.core.errors import UserError
+from aigc_desktop.core.safe_io import load_json_file, regular_file
+from aigc_desktop.core.safetensors_header import read_header
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
@@ -39,9 +41,11 @@ def _cache_path() -> Path:
 
 
 def _load_cache() -> dict[str, dict]:
+    if not _cache_path().exists():
+        return {}
     try:
-        data = json.loads(_cache_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = load_json_file(_cache_path(), "hash cache")
+    except (OSError, UserError):  # a broken cache only costs time
         return {}
     if not isinstance(data, dict):
         return {}
@@ -83,16 +87,9 @@ def _stamp(files: list[Path]) -> list[list]:
 
 
 def _safetensors_data_offset(path: Path) -> int:
-    """Where a safetensors file's tensor data starts (8-byte length + JSON header)."""
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-    if len(head) < 8:
-        raise ValueError(f"{path.name} is too short to be a safetensors file")
-    (n,) = struct.unpack("<Q", head)
-    size = path.stat().st_size
-    if 8 + n > size:
-        raise ValueError(f"{path.name} is truncated (safetensors header of {n} bytes)")
-    return 8 + n
+    """Where a safetensors file's tensor data starts (8-byte length + JSON header), from the checked header.
+    Raises SafetensorsHeaderError (a ValueError) for a file that is not a valid safetensors file."""
+    return read_header(path).data_start
 
 
 def _hash_files(files: list[Path], offset: int = 0, progress: Progress | None = None) -> str:
@@ -101,7 +98,7 @@ def _hash_files(files: list[Path], offset: int = 0, progress: Progress | None = 
     total = sum(max(0, f.stat().st_size - offset) for f in files)
     done = 0
     for f in files:
-        with open(f, "rb") as fh:
+        with open(regular_file(f, "model file"), "rb") as fh:  # never a FIFO or a device
             if offset:
                 fh.seek(offset)
             while block := fh.read(_CHUNK):
@@ -165,7 +162,7 @@ def lora_short_hash(path: str | os.PathLike) -> str:
 def legacy_model_hash(path: str | os.PathLike) -> str:
     """A1111's old 8-digit model hash: SHA-256 of 64 KiB read at offset 1 MiB (collides easily)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open(regular_file(path, "model file"), "rb") as fh:
         fh.seek(0x100000)
         digest.update(fh.read(0x10000))
     return digest.hexdigest()[:8]

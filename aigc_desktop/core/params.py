@@ -90,11 +90,13 @@ class GenerationParams:
     extra: tuple[tuple[str, Any], ...] = field(default=())
 
     def with_seed_resolved(self) -> "GenerationParams":
-        """A copy whose seed (and variation seed) are concrete."""
+        """A copy whose seed (and variation seed) are concrete. The parameters are validated first, so a
+        seed below -1 is refused rather than turned into a random one."""
+        validate(self)
         p = self
-        if p.seed is None or p.seed < 0:
+        if p.seed == -1:
             p = replace(p, seed=random_seed())
-        if p.variation_seed is not None and p.variation_seed < 0:
+        if p.variation_seed == -1:
             p = replace(p, variation_seed=random_seed())
         return p
 
@@ -159,36 +161,70 @@ def outpaint_size(width: int, height: int, margins: tuple[int, int, int, int]) -
     return new_w, new_h, left, top, right, bottom
 
 
+MAX_PROMPT_CHARS = 100_000  # A1111 has no limit; this only stops pasted megabytes from reaching the parser
+
+
+def shown(value: Any, limit: int = 24) -> str:
+    """A value as an error message echoes it: a 5000-digit seed or a pasted essay is cut, not repeated."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10 ** (limit - 2):
+        digits = len(str(abs(value))) if abs(value) < 10 ** 4000 else "thousands of"
+        return f"a {digits}-digit number"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _whole(name: str, v: Any, lo: int, hi: int, extra: str = "") -> None:
+    if not _is_int(v) or not lo <= v <= hi:
+        raise InvalidParameter(f"{name} must be {extra or 'a whole number '}between {lo} and {hi}, got {shown(v)}")
+
+
+def _real(name: str, v: Any, lo: float, hi: float) -> None:
+    # NaN fails every comparison, so it is refused here with infinities and text.
+    if not _is_number(v) or not lo <= float(v) <= hi:
+        raise InvalidParameter(f"{name} must be a number between {lo:g} and {hi:g}, got {shown(v)}")
+
+
 def validate(p: GenerationParams) -> None:
-    """Raise InvalidParameter with a one-line message for the first problem found."""
+    """Raise InvalidParameter with a one-line message naming the parameter and its range, for the first
+    problem found. Every way in (CLI flags, the window, a restored record, a project) passes here before
+    seeds are resolved."""
     if not isinstance(p.prompt, str) or not isinstance(p.negative_prompt, str):
         raise InvalidParameter("Prompt must be text")
+    for label, text in (("Prompt", p.prompt), ("Negative prompt", p.negative_prompt)):
+        if len(text) > MAX_PROMPT_CHARS:
+            raise InvalidParameter(f"{label} must be at most {MAX_PROMPT_CHARS} characters, got {len(text)}")
     for name in ("width", "height"):
         v = getattr(p, name)
-        if not isinstance(v, int) or isinstance(v, bool):
-            raise InvalidParameter(f"{name.capitalize()} must be a whole number, got {v!r}")
+        if not _is_int(v):
+            raise InvalidParameter(f"{name.capitalize()} must be a whole number between 64 and 8192, got {shown(v)}")
+        if not 64 <= v <= 8192:
+            raise InvalidParameter(f"{name.capitalize()} must be between 64 and 8192, got {shown(v)}")
         if v % 8:
             raise InvalidParameter(f"{name.capitalize()} must be a multiple of 8, got {v}")
-        if not 64 <= v <= 8192:
-            raise InvalidParameter(f"{name.capitalize()} must be between 64 and 8192, got {v}")
-    if not isinstance(p.steps, int) or not 1 <= p.steps <= 1000:
-        raise InvalidParameter(f"Steps must be between 1 and 1000, got {p.steps!r}")
-    if not 0.0 <= float(p.cfg_scale) <= 100.0:
-        raise InvalidParameter(f"CFG scale must be between 0 and 100, got {p.cfg_scale!r}")
-    if p.scheduler not in SCHEDULERS:
-        raise InvalidParameter(f"Unknown scheduler '{p.scheduler}'; choose one of: {', '.join(SCHEDULERS)}")
+    _whole("Steps", p.steps, 1, 1000)
+    _real("CFG scale", p.cfg_scale, 0.0, 100.0)
+    if not isinstance(p.scheduler, str) or p.scheduler not in SCHEDULERS:
+        raise InvalidParameter(f"Unknown scheduler {shown(p.scheduler, 40)}; choose one of: {', '.join(SCHEDULERS)}")
     if p.scheduler == "lcm" and p.steps > LCM_MAX_STEPS:
         raise InvalidParameter(f"LCM samples at most {LCM_MAX_STEPS} steps (4 to 8 are usual), got {p.steps}")
-    if not isinstance(p.batch_size, int) or not 1 <= p.batch_size <= 64:
-        raise InvalidParameter(f"Batch size must be between 1 and 64, got {p.batch_size!r}")
-    if not isinstance(p.batch_count, int) or not 1 <= p.batch_count <= 1000:
-        raise InvalidParameter(f"Batch count must be between 1 and 1000, got {p.batch_count!r}")
-    if not isinstance(p.seed, int) or not -1 <= p.seed <= MAX_SEED:
-        raise InvalidParameter(f"Seed must be -1 (random) or between 0 and {MAX_SEED}, got {p.seed!r}")
-    if p.mode not in MODES:
-        raise InvalidParameter(f"Unknown mode '{p.mode}'; choose one of: {', '.join(MODES)}")
-    if not 0.0 <= float(p.strength) <= 1.0:
-        raise InvalidParameter(f"Strength must be between 0 and 1, got {p.strength!r}")
+    _whole("Batch size", p.batch_size, 1, 64)
+    _whole("Batch count", p.batch_count, 1, 1000)
+    if not _is_int(p.seed) or not -1 <= p.seed <= MAX_SEED:
+        raise InvalidParameter(f"Seed must be -1 (random) or between 0 and {MAX_SEED}, got {shown(p.seed)}")
+    if not isinstance(p.mode, str) or p.mode not in MODES:
+        raise InvalidParameter(f"Unknown mode {shown(p.mode, 40)}; choose one of: {', '.join(MODES)}")
+    _real("Strength", p.strength, 0.0, 1.0)
+    for label, image in (("Init image", p.init_image), ("Mask", p.mask)):
+        if image is not None and not isinstance(image, (str, bytes)):
+            raise InvalidParameter(f"{label} must be a file path or image bytes, got {type(image).__name__}")
     if p.mode in ("img2img", "inpaint", "outpaint") and p.init_image is None:
         raise InvalidParameter(f"Mode {p.mode} needs an init image")
     if p.mode == "txt2img" and p.init_image is not None:
@@ -197,31 +233,93 @@ def validate(p: GenerationParams) -> None:
         raise InvalidParameter("Inpainting needs a mask")
     if p.mask is not None and p.mode != "inpaint":
         raise InvalidParameter(f"A mask was given for mode {p.mode}; masks are for inpaint (outpaint makes its own)")
-    if len(p.outpaint) != 4 or any((not isinstance(v, int)) or isinstance(v, bool) or v < 0 for v in p.outpaint):
-        raise InvalidParameter(f"Outpaint margins must be four non-negative integers, got {p.outpaint!r}")
+    if (not isinstance(p.outpaint, (tuple, list)) or len(p.outpaint) != 4
+            or any(not _is_int(v) or v < 0 for v in p.outpaint)):
+        raise InvalidParameter(f"Outpaint margins must be four whole numbers between 0 and 4096, "
+                               f"got {shown(p.outpaint, 60)}")
     if p.mode == "outpaint" and not any(p.outpaint):
         raise InvalidParameter("Outpainting needs at least one margin greater than 0")
     if p.mode != "outpaint" and any(p.outpaint):
         raise InvalidParameter(f"Outpaint margins were given for mode {p.mode}; use mode outpaint")
     if any(v > 4096 for v in p.outpaint):
-        raise InvalidParameter(f"Outpaint margins must be at most 4096 pixels, got {p.outpaint!r}")
-    if not isinstance(p.mask_blur, int) or isinstance(p.mask_blur, bool) or not 0 <= p.mask_blur <= 256:
-        raise InvalidParameter(f"Mask blur must be a whole number between 0 and 256, got {p.mask_blur!r}")
-    if not isinstance(p.inpaint_padding, int) or not 0 <= p.inpaint_padding <= 1024:
-        raise InvalidParameter(f"Inpaint padding must be between 0 and 1024 pixels, got {p.inpaint_padding!r}")
+        raise InvalidParameter(f"Outpaint margins must be at most 4096 pixels, got {shown(tuple(p.outpaint), 60)}")
+    _whole("Mask blur", p.mask_blur, 0, 256)
+    if not isinstance(p.inpaint_only_masked, bool):
+        raise InvalidParameter(f"Only masked must be true or false, got {shown(p.inpaint_only_masked)}")
+    _whole("Inpaint padding", p.inpaint_padding, 0, 1024, "a number of pixels ")
     if p.mode != "txt2img" and p.denoising_steps < 1:
         raise InvalidParameter(f"Strength {p.strength} with {p.steps} steps leaves no denoising step; "
                                f"raise the strength or the steps")
-    if p.variation_seed is not None and (not isinstance(p.variation_seed, int) or isinstance(p.variation_seed, bool)
-                                         or not -1 <= p.variation_seed <= MAX_SEED):
+    if p.variation_seed is not None and (not _is_int(p.variation_seed) or not -1 <= p.variation_seed <= MAX_SEED):
         raise InvalidParameter(f"Variation seed must be -1 (random) or between 0 and {MAX_SEED}, "
-                               f"got {p.variation_seed!r}")
-    if not 0.0 <= float(p.variation_strength) <= 1.0:
-        raise InvalidParameter(f"Variation strength must be between 0 and 1, got {p.variation_strength!r}")
+                               f"got {shown(p.variation_seed)}")
+    _real("Variation strength", p.variation_strength, 0.0, 1.0)
     if float(p.variation_strength) > 0 and p.variation_seed is None:
         raise InvalidParameter("Variation strength needs a variation seed")
-    if not 1 <= p.clip_skip <= 12:
-        raise InvalidParameter(f"CLIP skip must be between 1 and 12, got {p.clip_skip!r}")
+    _whole("CLIP skip", p.clip_skip, 1, 12)
+    if not isinstance(p.loras, tuple) or len(p.loras) > 64:
+        raise InvalidParameter("LoRAs must be a list of at most 64 entries")
     for lora in p.loras:
-        if not -10.0 <= float(lora.weight) <= 10.0:
-            raise InvalidParameter(f"LoRA weight must be between -10 and 10, got {lora.weight!r}")
+        if not isinstance(lora, LoraRef) or not isinstance(lora.path, str):
+            raise InvalidParameter(f"Each LoRA needs a file and a weight, got {shown(lora, 60)}")
+        _real("LoRA weight", lora.weight, -10.0, 10.0)
+
+
+# ------------------------------------------------------------------------------------ records from disk
+
+# GenerationParams field -> record key (engine records and GenerationParams.to_dict use the same names).
+_RECORD_FIELDS = ("prompt", "negative_prompt", "seed", "steps", "cfg_scale", "width", "height", "scheduler",
+                  "batch_size", "batch_count", "mode", "strength", "mask_blur", "inpaint_only_masked",
+                  "inpaint_padding", "outpaint", "variation_seed", "variation_strength", "clip_skip")
+
+
+def params_from_record(record: Any, base: GenerationParams | None = None, source: str = "record") -> GenerationParams:
+    """GenerationParams from a record or a project loaded from disk (an image's JSON record, a project's
+    saved job, GenerationParams.to_dict()), checked field by field and then by validate(); a wrong type or
+    value is one InvalidParameter line naming `source` and the field. Fields the record lacks keep `base`'s
+    values; a record's seed is its image's own seed (`seed`), not the batch's base seed. Input images (paths
+    or bytes in a record) are not taken: the caller supplies them."""
+    if not isinstance(record, dict):
+        raise InvalidParameter(f"{source} is not a JSON object (found {type(record).__name__})")
+    p = base or GenerationParams()
+    values: dict[str, Any] = {}
+    for name in _RECORD_FIELDS:
+        if name not in record or record[name] is None and name != "variation_seed":
+            continue
+        value = record[name]
+        default = getattr(GenerationParams(), name)
+        if name == "outpaint":
+            if not isinstance(value, (list, tuple)):
+                raise InvalidParameter(f"{source}: outpaint must be a list of four whole numbers, got {shown(value)}")
+            value = tuple(value)
+        elif isinstance(default, float) and _is_int(value):
+            value = float(value)
+        elif name == "variation_seed":
+            pass
+        elif type(value) is not type(default) and not (isinstance(default, float) and _is_number(value)):
+            raise InvalidParameter(f"{source}: {name} must be {type(default).__name__}, got "
+                                   f"{type(value).__name__} {shown(value)}")
+        values[name] = value
+    if "loras" in record:
+        loras = record["loras"]
+        if not isinstance(loras, list):
+            raise InvalidParameter(f"{source}: loras must be a list, got {type(loras).__name__}")
+        refs = []
+        for entry in loras[:65]:
+            if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or \
+                    not _is_number(entry.get("weight", 1.0)):
+                raise InvalidParameter(f"{source}: each LoRA needs a path (text) and a weight (number), "
+                                       f"got {shown(entry, 60)}")
+            refs.append(LoraRef(entry["path"], float(entry.get("weight", 1.0))))
+        values["loras"] = tuple(refs)
+    params = replace(p, **values)
+    try:
+        validate(params)
+    except InvalidParameter as exc:
+        raise InvalidParameter(f"{source}: {exc}") from None
+    return params
+
+
+def validate_record(record: Any, source: str = "record") -> None:
+    """Check a record or project entry from disk (see params_from_record); InvalidParameter if it is bad."""
+    params_from_record(record, source=source)

@@ -16,11 +16,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 from aigc_desktop.core import paths
+from aigc_desktop.core.errors import UserError
 from aigc_desktop.core.files import atomic_write
+from aigc_desktop.core.safe_io import UnsafeFileError, load_json_file
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+MAX_FILE_BYTES = 1024 * 1024  # a settings file is a few hundred bytes
+MAX_TEXT = 4096  # longest text value (paths: PATH_MAX on Linux)
+MAX_LIST = 1000
 
 
 @dataclass(frozen=True)
@@ -40,9 +45,13 @@ class Setting:
         if kind is list:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValueError(f"{self.key} must be a list of strings")
+            if len(value) > MAX_LIST or any(len(v) > MAX_TEXT for v in value):
+                raise ValueError(f"{self.key} must be at most {MAX_LIST} entries of at most {MAX_TEXT} characters")
             return list(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ValueError(f"{self.key} must be {kind.__name__}, got {type(value).__name__}")
+        if kind is str and len(value) > MAX_TEXT:
+            raise ValueError(f"{self.key} must be at most {MAX_TEXT} characters, got {len(value)}")
         if self.choices is not None and value not in self.choices:
             raise ValueError(f"{self.key} must be one of {', '.join(map(str, self.choices))}")
         if self.minimum is not None and value < self.minimum:
@@ -121,15 +130,20 @@ class Settings:
     def load(cls, path: Path | None = None) -> "Settings":
         path = path or default_path()
         settings = cls(path=path)
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             return settings
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            raw = load_json_file(path, "settings file", max_bytes=MAX_FILE_BYTES, max_depth=16)
             if not isinstance(raw, dict) or not isinstance(raw.get("settings", {}), dict):
                 raise ValueError("not a settings object")
-            version = int(raw.get("version", 1))
+            version = raw.get("version", 1)
+            if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= 10_000:
+                raise ValueError(f"version must be a whole number from 1, got {str(version)[:20]!r}")
             values = dict(raw.get("settings", {}))
-        except (OSError, ValueError, TypeError) as exc:
+        except UnsafeFileError as exc:  # a FIFO, a device, a huge file: left where it is
+            settings._warn(f"Settings file is unusable ({exc}); using defaults")
+            return settings
+        except (OSError, ValueError, TypeError, UserError) as exc:
             settings._warn(f"Settings file {path} is unreadable ({exc}); using defaults")
             _keep_aside(path)
             return settings
@@ -142,7 +156,7 @@ class Settings:
             try:
                 settings.set(key, value)
             except KeyError:
-                log.info("Ignoring unknown setting %s", key)
+                log.info("Ignoring unknown setting %s", key[:80])
             except ValueError as exc:
                 settings._warn(f"Setting ignored, default used: {exc}")
         return settings

@@ -1,0 +1,119 @@
+"""Checks on a PyTorch file (`.ckpt` / `.pt` / `.pth` / `.bin`) before torch.load or a pickle scan reads it.
+
+torch.save writes a zip archive of stored (uncompressed) members: `<root>/data.pkl` (the pickle, small: it
+names the tensors, their data lives in `<root>/data/<n>`), plus version records. A hostile archive can claim
+members of terabytes, hold a deflated member that expands a thousandfold (a zip bomb), or a `data.pkl`
+of gigabytes; torch and zipfile would read them whole. Here the archive's directory is read with zipfile
+(which reads no member) and every member's declared size is checked against the real file and small limits
+first, so such a file is refused with the number it claimed. Torch-free, like the rest of core.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+from aigc_desktop.core.errors import ModelLoadError
+from aigc_desktop.core.safe_io import MiB, human_bytes, regular_file
+
+MAX_PICKLE_BYTES = 256 * MiB  # data.pkl of a full SDXL checkpoint is under 1 MiB
+MAX_MEMBERS = 200_000  # an SDXL checkpoint has about 2,600
+MAX_INFLATED_MEMBER = 64 * MiB  # torch never compresses; a compressed member is small or a bomb
+MAX_RATIO = 200  # deflate of real data rarely exceeds 10:1; bombs reach 1000:1
+
+
+class TorchFileError(ModelLoadError):
+    """A PyTorch file whose archive or pickle is damaged, too large, or built to exhaust memory."""
+
+
+def is_zip(path: str | os.PathLike) -> bool:
+    """True for a zip archive (after checking it is a regular file: zipfile would block on a FIFO)."""
+    return zipfile.is_zipfile(regular_file(path, "model file"))
+
+
+def check_archive(path: str | os.PathLike) -> str | None:
+    """Check a torch.save zip archive's members against the file's size and the limits above.
+
+    Returns the name of its data.pkl member, None for a file that is not a zip (a bare pickle or legacy
+    torch.save). Raises TorchFileError with one line."""
+    p = regular_file(path, "model file")
+    size = os.stat(p).st_size
+    with open(p, "rb") as fh:
+        magic = fh.read(4)
+    if not zipfile.is_zipfile(p):
+        if magic == b"PK\x03\x04":
+            raise TorchFileError(f"{p.name} is truncated or damaged (an incomplete zip archive)")
+        return None
+    try:
+        with zipfile.ZipFile(p) as zf:
+            members = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise TorchFileError(f"{p.name} is a damaged zip archive ({exc})") from None
+    if len(members) > MAX_MEMBERS:
+        raise TorchFileError(f"{p.name}: its archive lists {len(members)} members, more than the {MAX_MEMBERS} "
+                             "allowed")
+    pickle_name = None
+    for m in members:
+        label = f"{p.name}: archive member {m.filename[:80]}"
+        if m.header_offset + m.compress_size > size:
+            raise TorchFileError(f"{label} claims {human_bytes(m.compress_size)} beyond the end of the "
+                                 f"{human_bytes(size)} file (truncated or forged)")
+        if m.compress_type != zipfile.ZIP_STORED:
+            if m.file_size > MAX_INFLATED_MEMBER or m.file_size > MAX_RATIO * max(m.compress_size, 1):
+                raise TorchFileError(f"{label} expands from {human_bytes(m.compress_size)} to "
+                                     f"{human_bytes(m.file_size)} (a zip bomb?); refused before decompressing")
+        elif m.file_size != m.compress_size:
+            raise TorchFileError(f"{label} is stored but claims {human_bytes(m.file_size)} from "
+                                 f"{human_bytes(m.compress_size)} (forged)")
+        if m.filename.endswith("data.pkl") and pickle_name is None:
+            pickle_name = m.filename
+            if m.file_size > MAX_PICKLE_BYTES:
+                raise TorchFileError(f"{label} is {human_bytes(m.file_size)}, more than the "
+                                     f"{human_bytes(MAX_PICKLE_BYTES)} a checkpoint's pickle needs")
+    if pickle_name is None:
+        raise TorchFileError(f"{p.name} is a zip archive without data.pkl: not a PyTorch checkpoint")
+    return pickle_name
+
+
+def read_archive_pickle(path: str | os.PathLike) -> bytes | None:
+    """The data.pkl bytes of a checked torch zip archive (None for a file that is not a zip)."""
+    p = Path(path)
+    name = check_archive(p)
+    if name is None:
+        return None
+    try:
+        with zipfile.ZipFile(p) as zf:
+            return zf.read(name)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        raise TorchFileError(f"{p.name}: its pickle could not be read ({exc})") from None
+
+
+class BoundedReader:
+    """A binary file whose read(n) never asks for more than what is left of the file.
+
+    A pickle opcode may claim a string of 2**60 bytes; a plain read(n) would try to allocate it."""
+
+    def __init__(self, handle, size: int) -> None:
+        self._fh = handle
+        self._size = size
+
+    def read(self, n: int = -1) -> bytes:
+        left = max(0, self._size - self._fh.tell())
+        return self._fh.read(left if n is None or n < 0 else min(n, left))
+
+    def readline(self, limit: int = -1) -> bytes:
+        left = max(0, self._size - self._fh.tell())
+        return self._fh.readline(left if limit is None or limit < 0 else min(limit, left))
+
+    def readinto(self, buffer) -> int:
+        return self._fh.readinto(buffer)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._fh.seek(offset, whence)
+
+    def peek(self, n: int = 1) -> bytes:
+        return self._fh.peek(n)
