@@ -75,6 +75,9 @@ SCHEMA: tuple[Setting, ...] = (
     Setting("save_outputs", True, "Save every generated image with its metadata"),
     Setting("last_model", "", "Model selected when the app last closed"),
     Setting("preview_every_step", True, "Show a live preview at every step"),
+    Setting("autosave_seconds", 60, "Write unsaved work to the recovery folder every N seconds (0: never)",
+            minimum=0, maximum=3600),
+    Setting("recent_projects", [], "Recently opened project files (File > Open Recent)"),
 )
 
 _BY_KEY = {s.key: s for s in SCHEMA}
