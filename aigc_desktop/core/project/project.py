@@ -188,8 +188,11 @@ class Project:
         return self.path.stem if self.path else "Untitled"
 
     # ------------------------------------------------------------------------------------------ save
-    def save(self, path: str | os.PathLike | None = None) -> Path:
-        """Write the document to `path` (default: its own file) atomically; one ProjectError line on failure."""
+    def save(self, path: str | os.PathLike | None = None, adopt: bool = True) -> Path:
+        """Write the document to `path` (default: its own file) atomically; one ProjectError line on failure.
+
+        adopt=False writes a copy (the autosave snapshot) and leaves the project attached to its own file.
+        """
         target = Path(path) if path is not None else self.path
         if target is None:
             raise ProjectError("This project has no file yet: choose where to save it")
@@ -205,7 +208,7 @@ class Project:
         elements += [(mf.history_member(h.id), mf.history_thumb_member(h.id), h, None, f"history item {i + 1}")
                      for i, h in enumerate(doc.history)]
         included = {id(e[2]) for e in elements}
-        if self.path is not None and _same_file(target, self.path):
+        if adopt and self.path is not None and _same_file(target, self.path):
             self._load_orphans(included)  # the file they would load from is about to be replaced
         source = self.path if self.path is not None and self._saved and self.path.exists() else None
         new_saved: dict[str, _Saved] = {}
@@ -223,6 +226,8 @@ class Project:
         except OSError as exc:
             reason = exc.strerror or str(exc) or type(exc).__name__
             raise ProjectError(f"Could not save {target.name}: {reason}") from None
+        if not adopt:
+            return target
         # The file is complete on disk: only now does the project (and its lazy elements) point at it.
         for saved in new_saved.values():
             saved.backing.path = target
