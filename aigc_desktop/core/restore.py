@@ -3,6 +3,9 @@
 `restore_params(meta, current)` returns new GenerationParams with whatever the image says and the
 target can show, and one line saying what was restored and what could not be (other tools' features,
 values out of range, the model, which the user picks in the Models panel).
+
+`regeneration(record)` is the job that makes one of our own images again, pixel for pixel on the machine
+that made it: it runs the batch the image was part of and says which of its images is the one.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from aigc_desktop.core import hashing
 from aigc_desktop.core.metadata import ImageMetadata, _num, read_image_metadata
@@ -198,3 +201,50 @@ def find_model(meta: ImageMetadata, models: Iterable):
                 except OSError:
                     continue
     return None
+
+
+# ------------------------------------------------------------------------------------------ regeneration
+
+
+@dataclass(frozen=True)
+class Regeneration:
+    """A job that makes a recorded image again, and which of the job's images that is."""
+
+    job: Any  # core.jobs.DiffusionJob
+    index: int  # the recorded image among job's images
+    batch_size: int  # the batch the job runs: the recorded one, or 1 when `alone`
+
+
+def regeneration(record: dict[str, Any], init_image: str | bytes | None = None, mask: str | bytes | None = None,
+                 exact_device: bool = False, alone: bool = False) -> Regeneration:
+    """The job that regenerates the image of an `aigc-desktop` diffusion record.
+
+    Float results depend on the batch shape (the kernels' blocking and reduction order change with it), so
+    image i of a batch of n made alone comes out equal only within rounding (a level on a few pixels).
+    Exactness on one machine therefore comes from running the same computation again: the batch the record
+    names (`batch_size`; the image's place in it is `batch_index % batch_size`), from the first image's seed
+    (or, with a variation seed, the first image's variation seed), one batch only. `alone=True` makes just the
+    image, with its own seed, in a batch of one: cheaper, the same picture within rounding. Records without a
+    batch size (older ones) regenerate alone. Raises UserError as `record_to_params` does.
+    """
+    from aigc_desktop.core.metadata import record_to_job
+    from aigc_desktop.core.params import MAX_SEED
+
+    job = record_to_job(record, init_image, mask, exact_device=exact_device)
+    size = _positive_int(record.get("batch_size"))
+    index = _positive_int(record.get("batch_index"), minimum=0)
+    if alone or size is None or size == 1 or index is None:
+        return Regeneration(job, 0, 1)
+    position = index % size
+    p = job.params
+    if p.has_variation:  # every image keeps the base seed; the variation seed steps with the image
+        first = replace(p, variation_seed=(int(p.variation_seed) - position) % (MAX_SEED + 1))
+    else:
+        first = replace(p, seed=(int(p.seed) - position) % (MAX_SEED + 1))
+    return Regeneration(replace(job, params=replace(first, batch_size=size, batch_count=1)), position, size)
+
+
+def _positive_int(value: Any, minimum: int = 1) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        return None
+    return value
