@@ -170,6 +170,17 @@ class Failed(JobEvent):
     details: str = ""  # traceback for the log
 
 
+@dataclass(frozen=True, kw_only=True)
+class SaveFailed(Failed):
+    """The images were made but could not be saved: never "done". They ride along (still in memory) so the
+    window can keep them on the canvas or in staging and the user can save them elsewhere."""
+
+    images: tuple[Any, ...] = ()
+    records: tuple[dict[str, Any], ...] = ()
+    paths: tuple[str, ...] = ()  # the ones that were saved before the error
+    elapsed: float = 0.0
+
+
 Emit = Callable[[JobEvent], None]
 IsCancelled = Callable[[], bool]
 
@@ -299,7 +310,7 @@ class StyleGANWalkJob(StyleGANJob):
     frames_per_transition: int = 30
     space: str = "w"  # w (lerp after mapping) | z (slerp before mapping)
     loop: bool = False  # return to the first keyframe
-    easing: str = "linear"  # linear | smooth
+    easing: str = "linear"  # a core.interpolate easing (linear, ease-in, ease-out, ease-in-out, cubic)
     fps: float = 30.0
     out: str = ""
 
@@ -330,15 +341,16 @@ class StyleGANWalkJob(StyleGANJob):
             raise InvalidParameter("Frames per transition must be a whole number from 1 to 10000")
         if self.space not in ("w", "z"):
             raise InvalidParameter(f"Interpolation space must be w or z, got '{self.space}'")
-        if self.easing not in ("linear", "smooth"):
-            raise InvalidParameter(f"Easing must be linear or smooth, got '{self.easing}'")
+        from aigc_desktop.core.interpolate import easing_name
+
+        easing_name(self.easing)  # the one easing list (core.interpolate); raises InvalidParameter
         if not isinstance(self.fps, (int, float)) or not math.isfinite(self.fps) or not 0 < self.fps <= 240:
             raise InvalidParameter("Frames per second must be between 0 and 240")
         if not self.out:
             raise InvalidParameter("Say where to write the walk (a .gif, .webp, .mp4 file or a folder)")
-        suffix = self.out.rsplit(".", 1)[-1].lower() if "." in self.out.rsplit("/", 1)[-1] else ""
-        if suffix and suffix not in ("gif", "webp", "mp4"):
-            raise InvalidParameter(f"Walks export as .gif, .webp, .mp4 or a folder of PNG frames, not .{suffix}")
+        from aigc_desktop.core.interpolate import animation_format
+
+        animation_format(self.out)  # the one rule for export targets
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -429,3 +441,150 @@ class StyleGANConvertJob(JobSpec):
 
         if not self.out:
             raise InvalidParameter("Say which folder the converted model goes to")
+
+
+# ---------------------------------------------------------------------------------------------- travel
+
+TRAVELS = ("vae", "diffusion", "stylegan")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TravelJob(JobSpec):
+    """Latent interpolation through a timeline's keyframes (core.interpolate.Timeline state): a VAE morph
+    between images, a diffusion travel between (prompt, seed) keyframes, or a StyleGAN travel between seeds.
+
+    `frames` lists the frame indices to render, in that order (the UI sends coarse-first orders and leaves
+    out frames it has cached); None renders every frame in playing order. Each rendered frame goes out as a
+    TravelFrame event. With `out` set, the whole animation is written there (GIF / WebP / MP4 / WebM / a PNG
+    folder) and the result is its first frame, whose record names the file."""
+
+    kind: ClassVar[str] = "travel"
+    travel: str  # vae | diffusion | stylegan
+    model: ModelRef
+    timeline: dict[str, Any]
+    images: tuple[Any, ...] = ()  # VAE morph: PIL images per keyframe (None: read the keyframe's file)
+    params: GenerationParams | None = None  # diffusion: steps, CFG, scheduler, size, negative prompt, LoRAs
+    strength: float = 0.0  # diffusion: > 0 ties in-between frames to the keyframes' images (img2img)
+    size: int | None = None  # VAE morph: the side images are resized and cropped to (None: the VAE's)
+    # StyleGAN: StyleGANJob fields as (name, value) pairs (truncation_psi, noise_mode, class_idx, mix_seed,
+    # mix_layers, truncation_cutoff, translate, rotate); a keyframe's own truncation_psi wins.
+    stylegan: tuple[tuple[str, Any], ...] = ()
+    frames: tuple[int, ...] | None = None
+    out: str = ""
+    loop_count: int = 0  # export: 0 = forever
+    scale: float = 1.0  # export: frame size factor
+
+    @property
+    def title(self) -> str:
+        keys = (self.timeline or {}).get("keyframes") or []
+        return f"{self.travel} travel: {len(keys)} keyframes" + (f" → {self.out}" if self.out else "")
+
+    @property
+    def total_steps(self) -> int:
+        if self.frames is not None:
+            return max(1, len(self.frames))
+        from aigc_desktop.core.interpolate import Timeline, plan
+
+        try:
+            return max(1, len({f.key for f in plan(Timeline.from_state(self.timeline))}))
+        except Exception:  # noqa: BLE001 - an invalid timeline fails in validate(); the count is only a hint
+            return 1
+
+    @property
+    def image_count(self) -> int:
+        return 1 if self.out else 0
+
+    @property
+    def render_context(self) -> dict[str, Any]:
+        """What decides every frame besides the keyframes (part of each frame's cache key)."""
+        from dataclasses import asdict
+
+        params = None
+        if self.params is not None:
+            params = {k: v for k, v in asdict(self.params).items() if k not in ("prompt", "negative_prompt", "seed")}
+        return {"travel": self.travel, "model": asdict(self.model), "params": params, "strength": self.strength,
+                "size": self.size, "stylegan": [list(p) for p in self.stylegan], "device": self.device,
+                "dtype": self.dtype}
+
+    def validate(self) -> None:
+        import math
+
+        from aigc_desktop.core.errors import InvalidParameter
+        from aigc_desktop.core.interpolate import Timeline
+
+        if self.travel not in TRAVELS:
+            raise InvalidParameter(f"Unknown travel '{self.travel}': choose {', '.join(TRAVELS)}")
+        timeline = Timeline.from_state(self.timeline)
+        timeline.validate()
+        if self.travel == "diffusion":
+            if self.params is None:
+                raise InvalidParameter("A diffusion travel needs generation parameters")
+            from aigc_desktop.core.params import validate
+
+            validate(self.params)
+        if not isinstance(self.strength, (int, float)) or not 0.0 <= self.strength < 1.0:
+            raise InvalidParameter("Travel strength must be from 0 up to (not including) 1")
+        if self.size is not None and (not isinstance(self.size, int) or not 8 <= self.size <= 4096):
+            raise InvalidParameter("Size must be a whole number from 8 to 4096")
+        if not isinstance(self.scale, (int, float)) or not math.isfinite(self.scale) or not 0 < self.scale <= 16:
+            raise InvalidParameter("Scale must be a number above 0, at most 16")
+        if not isinstance(self.loop_count, int) or self.loop_count < 0:
+            raise InvalidParameter("Loop count must be a whole number >= 0 (0 = forever)")
+        if self.out:
+            from aigc_desktop.core.interpolate import animation_format
+
+            animation_format(self.out)
+            if self.frames is not None:
+                raise InvalidParameter("An exported travel renders every frame (leave `frames` unset)")
+        if self.travel == "stylegan":
+            StyleGANJob(model=self.model, seeds=tuple(int(k.seed) for k in timeline.keyframes),
+                        **dict(self.stylegan)).validate()
+
+
+@dataclass(frozen=True, kw_only=True)
+class TravelFrame(JobEvent):
+    """One rendered frame of a travel: its index in the plan, its cache key, the image and its parameters."""
+
+    index: int
+    key: str
+    image: Any  # PIL.Image.Image
+    record: dict[str, Any] = field(default_factory=dict)
+    done: int = 0
+    total: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportJob(JobSpec):
+    """Write frames (PIL images, in order) as an animation or PNG folder; `records` (per frame, optional)
+    go into the PNG frames' metadata."""
+
+    kind: ClassVar[str] = "export"
+    frames: tuple[Any, ...]
+    out: str
+    fps: float = 12.0
+    records: tuple[dict[str, Any], ...] = ()
+    loop_count: int = 0
+    pingpong: bool = False
+    scale: float = 1.0
+
+    @property
+    def title(self) -> str:
+        return f"export {len(self.frames)} frames → {self.out}"
+
+    @property
+    def total_steps(self) -> int:
+        return max(1, len(self.frames))
+
+    @property
+    def image_count(self) -> int:
+        return 0
+
+    def validate(self) -> None:
+        from aigc_desktop.core.errors import InvalidParameter
+        from aigc_desktop.core.interpolate import animation_format
+
+        if not self.frames:
+            raise InvalidParameter("No frames to export")
+        if not self.out:
+            raise InvalidParameter("Say where to export the frames")
+        animation_format(self.out)

@@ -5,7 +5,9 @@
 
 The GUI thread submits, removes and cancels; one worker thread per device takes jobs with `take()` and
 reports the events of the job it runs with `report()`. Listeners get every event in the thread that
-produced it (the Qt side forwards them to the GUI thread through a signal).
+produced it (the Qt side forwards them to the GUI thread through a signal). Wakers are told (with no
+argument, in the caller's thread) whenever a worker has something new to look at: a job submitted, a
+running job asked to cancel, the queue closed (the engine client waits on its pipe and a wake-up).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class JobQueue:
         self._entries: OrderedDict[str, QueueEntry] = OrderedDict()
         self._pending: deque[str] = deque()
         self._listeners: list[Listener] = []
+        self._wakers: list[Callable[[], None]] = []
         self._closed = False
 
     # -- observers
@@ -62,6 +65,17 @@ class JobQueue:
         for listener in list(self._listeners):
             listener(event)
 
+    def add_waker(self, waker: Callable[[], None]) -> None:
+        self._wakers.append(waker)
+
+    def remove_waker(self, waker: Callable[[], None]) -> None:
+        if waker in self._wakers:
+            self._wakers.remove(waker)
+
+    def _wake(self) -> None:
+        for waker in list(self._wakers):
+            waker()
+
     # -- GUI side
     def submit(self, spec: JobSpec) -> str:
         """Validate and enqueue a spec; raises InvalidParameter (nothing enqueued) on a bad spec."""
@@ -75,6 +89,7 @@ class JobQueue:
             self._pending.append(spec.id)
             self._cond.notify_all()
         self._notify(Queued(job_id=spec.id, title=spec.title))
+        self._wake()
         return spec.id
 
     def cancel(self, job_id: str) -> bool:
@@ -83,11 +98,15 @@ class JobQueue:
             entry = self._entries.get(job_id)
             if entry is None or entry.state.done:
                 return False
-            if entry.state is JobState.RUNNING:
+            running = entry.state is JobState.RUNNING
+            if running:
                 entry.cancel_event.set()
-                return True
-            self._pending.remove(job_id)
-            entry.state = JobState.CANCELLED
+            else:
+                self._pending.remove(job_id)
+                entry.state = JobState.CANCELLED
+        if running:
+            self._wake()
+            return True
         self._notify(Cancelled(job_id=job_id))
         return True
 
@@ -153,6 +172,7 @@ class JobQueue:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+        self._wake()
 
     @property
     def closed(self) -> bool:

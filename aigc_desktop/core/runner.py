@@ -2,7 +2,12 @@
 
 The runner imports engines lazily (torch lives there), keeps one engine instance per kind for the life
 of the worker (engines hold model caches), and guarantees every job ends in exactly one of Finished,
-Cancelled or Failed — an exception never escapes to the worker loop, so the queue goes on.
+Cancelled or Failed — an exception never escapes to the worker loop, so the queue goes on. A job whose
+images were made but could not be saved ends in SaveFailed (a Failed that carries the images): work that
+is not on disk is never reported as done.
+
+Logging: a user error (UserError) is one line, no traceback; anything else is a bug and keeps its
+traceback (in the log file, see core/logs.py).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any, Protocol
 
 from aigc_desktop.core import errors
 from aigc_desktop.core.jobs import (Cancelled, Emit, Failed, Finished, IsCancelled, JobResult, JobSpec,
-                                    Started)
+                                    SaveFailed, Started)
 from aigc_desktop.core.queue import JobQueue
 
 log = logging.getLogger(__name__)
@@ -27,6 +32,8 @@ ENGINES: dict[str, str] = {
     "diffusion": "aigc_desktop.engines.diffusion.engine:DiffusionEngine",
     "stylegan": "aigc_desktop.engines.stylegan.engine:StyleGANEngine",
     "train": "aigc_desktop.training.engine:TrainEngine",
+    "travel": "aigc_desktop.engines.travel:TravelEngine",
+    "export": "aigc_desktop.engines.export:ExportEngine",
 }
 
 
@@ -71,33 +78,40 @@ class Runner:
             if cancelled():
                 raise errors.CancelRequested()
             result = self.engine_for(spec.kind).run(spec, emit, cancelled)
-            paths = self._save(result)
-            end: Finished | Cancelled | Failed = Finished(job_id=spec.id, images=tuple(result.images),
-                                                        records=tuple(result.records), paths=paths,
-                                                        elapsed=time.perf_counter() - start)
+            end = self._save(spec.id, result, time.perf_counter() - start)
         except errors.CancelRequested:
             end = Cancelled(job_id=spec.id)
         except BaseException as exc:  # noqa: BLE001 - a job must never take the worker down
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
-            log.warning("Job %s failed: %s", spec.id, exc, exc_info=not isinstance(exc, errors.UserError))
-            end = Failed(job_id=spec.id, message=errors.user_message(exc), details=errors.details(exc))
+            end = failed(spec.id, exc)
             _release_memory()
         emit(end)
         return end
 
-    def _save(self, result: JobResult) -> tuple[str, ...]:
-        """Save in the worker, before the GUI hears of the images: made work survives a GUI crash."""
-        if not self.options.outputs_dir or not result.images:
-            return ()
+    def _save(self, job_id: str, result: JobResult, elapsed: float) -> Finished | SaveFailed:
+        """Save in the worker, before the GUI hears of the images: made work survives a GUI crash.
+
+        Any error while saving (unwritable folder, full disk, a bad record) ends the job as SaveFailed with
+        the reason and the images, never as Finished."""
+        images, records = tuple(result.images), tuple(result.records)
+        if not self.options.outputs_dir or not images:
+            return Finished(job_id=job_id, images=images, records=records, elapsed=elapsed)
         from aigc_desktop.core.outputs import save_to_folder
 
+        saved: list[str] = []
         try:
-            return tuple(str(p) for p in save_to_folder(result.images, result.records, self.options.outputs_dir))
-        except OSError as exc:
-            # The images still reach the canvas; the user is told saving failed.
-            log.error("Could not save outputs to %s: %s", self.options.outputs_dir, exc)
-            return ()
+            for image, record in zip(images, records):  # one at a time: we know which ones made it
+                saved.extend(str(p) for p in save_to_folder([image], [record], self.options.outputs_dir))
+        except Exception as exc:  # noqa: BLE001 - whatever stopped the save, the user must hear it
+            reason = errors.user_message(exc)
+            log.warning("Job %s: could not save to %s: %s", job_id, self.options.outputs_dir, reason,
+                        exc_info=not isinstance(exc, (OSError, errors.UserError)))
+            partly = f" ({len(saved)} of {len(images)} saved)" if saved else ""
+            return SaveFailed(job_id=job_id, message=f"Not saved: {reason}{partly}; the images stay open, "
+                                                     "save them elsewhere", images=images, records=records,
+                              paths=tuple(saved), elapsed=elapsed)
+        return Finished(job_id=job_id, images=images, records=records, paths=tuple(saved), elapsed=elapsed)
 
     def close(self) -> None:
         for engine in self._engines.values():
@@ -105,6 +119,18 @@ class Runner:
             if close:
                 close()
         self._engines.clear()
+
+
+def failed(job_id: str, exc: BaseException) -> Failed:
+    """The Failed event of an exception, logged: a user error as one line, a bug with its traceback."""
+    if isinstance(exc, errors.UserError):
+        log.warning("Job %s failed: %s", job_id, errors.user_message(exc))
+        return Failed(job_id=job_id, message=errors.user_message(exc))
+    if errors.is_out_of_memory(exc):  # the user's size or batch, not a bug: one line, details kept for the log
+        log.warning("Job %s failed: %s", job_id, errors.first_line(exc))
+        return Failed(job_id=job_id, message=errors.user_message(exc), details=errors.first_line(exc, 500))
+    log.error("Job %s failed: %s", job_id, errors.user_message(exc), exc_info=exc)
+    return Failed(job_id=job_id, message=errors.user_message(exc), details=errors.details(exc))
 
 
 def _release_memory() -> None:

@@ -69,7 +69,8 @@ def test_failing_job_then_succeeding_job():
     assert rec.done.wait(10)
     stop.set(); thread.join(5)
     failed = rec.of(bad.id, jobs.Failed)[0]
-    assert failed.message == "Model file is corrupted" and "Traceback" in failed.details
+    # A user error is one line: no traceback in the event (nor in the log)
+    assert failed.message == "Model file is corrupted" and failed.details == ""
     assert q.state(bad.id) is JobState.FAILED and q.state(good.id) is JobState.FINISHED
 
 
@@ -132,6 +133,7 @@ def test_runner_turns_any_exception_into_failed_and_keeps_going():
     runner = Runner(engines={"fake": Exploding()})
     end = runner.run(jobs.FakeJob(), events.append, lambda: False)
     assert isinstance(end, jobs.Failed) and end.message.startswith("Out of memory")
+    assert "Traceback" not in end.details  # the user's size or batch, not a bug
     runner._engines["fake"] = FakeEngine()
     assert isinstance(runner.run(jobs.FakeJob(steps=1), events.append, lambda: False), jobs.Finished)
 
@@ -144,3 +146,79 @@ def test_runner_saves_outputs_before_reporting(tmp_path):
     end = runner.run(jobs.FakeJob(steps=1, prompt="a, b"), lambda e: None, lambda: False)
     assert len(end.paths) == 1
     assert read_record(end.paths[0])["prompt"] == "a, b"
+
+
+def test_a_bug_keeps_its_traceback_in_the_log_a_user_error_does_not(caplog):
+    class Buggy:
+        def run(self, spec, emit, cancelled):
+            return {}["missing"]
+
+    class Refusing:
+        def run(self, spec, emit, cancelled):
+            raise UserError("This model needs a GPU")
+
+    from aigc_desktop.core.errors import UserError
+
+    bug = Runner(engines={"fake": Buggy()}).run(jobs.FakeJob(), lambda e: None, lambda: False)
+    assert bug.message == "KeyError: 'missing'" and "Traceback" in bug.details
+    assert any(r.exc_info for r in caplog.records if "KeyError" in r.getMessage())
+    caplog.clear()
+    user = Runner(engines={"fake": Refusing()}).run(jobs.FakeJob(), lambda e: None, lambda: False)
+    assert user.message == "This model needs a GPU" and user.details == ""
+    assert [r.getMessage() for r in caplog.records] == [f"Job {user.job_id} failed: This model needs a GPU"]
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_images_that_cannot_be_saved_are_never_finished(tmp_path):
+    """An unwritable outputs folder: the job ends as SaveFailed (a Failed) with the reason and the images."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the outputs folder should be")
+    from aigc_desktop.core.runner import EngineOptions
+
+    q = JobQueue()
+    rec = Recorder()
+    q.subscribe(rec)
+    runner = Runner(EngineOptions(outputs_dir=str(blocker / "out")))
+    spec = jobs.FakeJob(steps=1, images=2)
+    q.submit(spec)
+    entry = q.take(0.1)
+    end = runner.run(entry.spec, q.report, entry.cancel_event.is_set)
+    assert isinstance(end, jobs.SaveFailed) and isinstance(end, jobs.Failed)
+    assert not rec.of(spec.id, jobs.Finished)
+    assert end.message.startswith("Not saved: ") and "not-a-folder" in end.message
+    assert len(end.images) == 2 and end.images[0].size == (64, 64) and end.paths == ()
+    assert end.records[1]["seed"] == 1
+    assert q.state(spec.id) is JobState.FAILED and q.entries()[0].message == end.message
+
+
+def test_a_save_that_fails_halfway_says_which_were_saved(tmp_path, monkeypatch):
+    from aigc_desktop.core import outputs
+    from aigc_desktop.core.runner import EngineOptions
+
+    real = outputs.save_to_folder
+    calls = []
+
+    def second_fails(images, records, folder):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(images, records, folder)
+
+    monkeypatch.setattr(outputs, "save_to_folder", second_fails)
+    end = Runner(EngineOptions(outputs_dir=str(tmp_path / "out"))).run(jobs.FakeJob(steps=1, images=2),
+                                                                      lambda e: None, lambda: False)
+    assert isinstance(end, jobs.SaveFailed) and len(end.paths) == 1 and len(end.images) == 2
+    assert "No space left on device" in end.message and "(1 of 2 saved)" in end.message
+
+
+def test_cancelling_a_running_job_wakes_the_worker_side():
+    q = JobQueue()
+    woken = []
+    q.add_waker(lambda: woken.append(1))
+    spec = jobs.FakeJob()
+    q.submit(spec)
+    assert len(woken) == 1
+    q.take(0)
+    assert q.cancel(spec.id) and len(woken) == 2
+    q.close()
+    assert len(woken) == 3
