@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import aigc_desktop  # noqa: F401 - offline flags before anything else
-from aigc_desktop import __version__, cli_info
+from aigc_desktop import __version__, cli_info, cli_project
 from aigc_desktop.core import catalog
 from aigc_desktop.core.errors import UserError
 from aigc_desktop.core.params import SCHEDULERS
@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--json", action="store_true")
     m.add_argument("--folder", action="append", default=[], help="scan this folder too (repeatable)")
     cli_info.add_parser(sub)  # info FILE [--json] [--hash]
+    cli_project.add_parser(sub)  # export PROJECT.aigc
     stylegan_cli.add_parsers(sub)  # convert, walk, grid
 
     training_commands.add_parsers(sub)  # dataset, train
@@ -250,6 +251,7 @@ def _embedding_extra(args: argparse.Namespace) -> tuple:
 
 
 GENERATE_EXTENSIONS.append(_prompt_extension_args)
+GENERATE_EXTENSIONS.append(cli_project.add_generate_args)  # --project
 
 
 JOB_BUILDERS["diffusers"] = diffusion_job
@@ -328,6 +330,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     for image, record, target in zip(end.images, end.records, targets):
         path = save_png(image, target, record)
         print(path)
+    cli_project.after_generate(args, end.images, end.records)  # --project
     return EXIT_OK
 
 
@@ -359,6 +362,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "generate": cmd_generate,
     "models": cmd_models,
     "info": cli_info.cmd_info,
+    "export": cli_project.cmd_export,
     "convert": stylegan_cli.cmd_convert,
     "walk": stylegan_cli.cmd_walk,
     "grid": stylegan_cli.cmd_grid,

@@ -18,7 +18,7 @@ from aigc_desktop.core.errors import UserError
 
 def add_parser(sub) -> None:
     p = sub.add_parser("info", help="show the generation parameters stored in an image, or identify a model")
-    p.add_argument("file", help="PNG / JPEG / WebP image, or a model file or folder")
+    p.add_argument("file", help="PNG / JPEG / WebP image, a model file or folder, or a .aigc project")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--hash", action="store_true", help="models: also compute the SHA-256 (cached afterwards)")
 
@@ -72,6 +72,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     path = Path(args.file).expanduser()
     if not path.exists():
         raise UserError(f"No such file: {args.file}")
+    if path.suffix.lower() == ".aigc":  # a project file: its layers, history and models
+        from aigc_desktop import cli_project
+
+        return cli_project.cmd_info(args)
     if _is_model(path):
         return _model_info(path, args)
     meta = metadata.read_image_metadata(path)  # UnreadableImage is a UserError
