@@ -23,7 +23,8 @@ from aigc_desktop import __version__, cli_info, cli_project
 from aigc_desktop.core import catalog
 from aigc_desktop.core.errors import UserError
 from aigc_desktop.core.params import SCHEDULERS
-from aigc_desktop.engines.stylegan import cli as stylegan_cli
+from aigc_desktop import cli_interpolate
+from aigc_desktop import cli_stylegan as stylegan_cli
 from aigc_desktop.training import commands as training_commands
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
@@ -85,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--folder", action="append", default=[], help="scan this folder too (repeatable)")
     cli_info.add_parser(sub)  # info FILE [--json] [--hash]
     cli_project.add_parser(sub)  # export PROJECT.aigc
-    stylegan_cli.add_parsers(sub)  # convert, walk, grid
+    stylegan_cli.add_parsers(sub)  # convert, grid
+    cli_interpolate.add_parsers(sub)  # interpolate, walk (its StyleGAN alias)
 
     training_commands.add_parsers(sub)  # dataset, train
     return parser
@@ -364,7 +366,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "info": cli_info.cmd_info,
     "export": cli_project.cmd_export,
     "convert": stylegan_cli.cmd_convert,
-    "walk": stylegan_cli.cmd_walk,
+    "interpolate": cli_interpolate.cmd_interpolate,
+    "walk": cli_interpolate.cmd_walk,
     "grid": stylegan_cli.cmd_grid,
     "dataset": training_commands.cmd_dataset,
     "train": training_commands.cmd_train,

@@ -1,10 +1,11 @@
-"""StyleGAN parts of the command line (no torch at import time; cli.py wires them in).
+"""StyleGAN parts of the command line (no torch at import time; cli.py wires them in). Walks are StyleGAN
+travels: `walk` is an alias of `interpolate` (cli_interpolate.py).
 
     aigc-desktop generate --model FFHQ.pkl --seed 42 --truncation 0.7 [--trunc-cutoff 8]
                           [--mix-seed 7 --mix-layers coarse|middle|fine|A-B] [--noise-mode const|random|none]
                           [--class 3] [--seeds 0-15] [--translate X,Y --rotate DEG] --out face.png
     aigc-desktop convert FFHQ.pkl --out ffhq/             our safetensors + json format
-    aigc-desktop walk --model FFHQ.pkl --seeds 1,2,3 --frames 30 [--space w|z] [--loop] --out walk.mp4
+    aigc-desktop walk --model FFHQ.pkl --seeds 1,2,3 --frames 30 [--space w|z] [--loop] --out walk.mp4   (cli_interpolate)
     aigc-desktop grid --model FFHQ.pkl --seeds 0-15 [--cols 4] --out grid.png
 """
 
@@ -108,20 +109,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     c.add_argument("source", help="NVIDIA network pickle, rosinality .pt, or one of ours")
     c.add_argument("--out", required=True, help="output folder")
 
-    w = sub.add_parser("walk", help="render a StyleGAN latent walk between keyframe seeds")
-    w.add_argument("--model", required=True, help="StyleGAN model file or folder (or a discovered model's name)")
-    w.add_argument("--seeds", type=_seeds, required=True, help="keyframe seeds, e.g. 1,2,3")
-    w.add_argument("--frames", type=_int, default=30, help="frames per transition (30)")
-    w.add_argument("--space", choices=("w", "z"), default="w", help="lerp in W (default) or slerp in Z")
-    w.add_argument("--loop", action="store_true", help="return to the first keyframe")
-    w.add_argument("--easing", choices=("linear", "smooth"), default="linear")
-    w.add_argument("--fps", type=_float, default=30.0)
-    w.add_argument("--device", default="auto")
-    w.add_argument("--dtype", default="auto")
-    w.add_argument("--out", required=True, help="a .gif, .webp or .mp4 file, or a folder for PNG frames")
-    w.add_argument("--quiet", action="store_true")
-    _add_latent_args(w, with_seeds=False)
-
     g = sub.add_parser("grid", help="a grid of StyleGAN images, one per seed")
     g.add_argument("--model", required=True, help="StyleGAN model file or folder (or a discovered model's name)")
     g.add_argument("--seeds", type=_seeds, required=True, help="e.g. 0-15")
@@ -155,23 +142,6 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     out = convert(src, Path(args.out).expanduser())
     print(out)
-    return EXIT_OK
-
-
-def cmd_walk(args: argparse.Namespace) -> int:
-    from aigc_desktop.cli import EXIT_OK, failure_code, run_job
-    from aigc_desktop.core.jobs import ModelRef, StyleGANWalkJob
-
-    info = _stylegan_model(args.model)
-    spec = StyleGANWalkJob(model=ModelRef(info.path, kind="stylegan"), seeds=tuple(args.seeds),
-                           frames_per_transition=args.frames, space=args.space, loop=args.loop, easing=args.easing,
-                           fps=args.fps, out=str(args.out), **_latent_fields(args))
-    spec.validate()  # bad input: one line, exit 2
-    end = run_job(spec, args.quiet)
-    code = failure_code(end)
-    if code is not None:
-        return code
-    print(end.records[0]["walk"]["output"])
     return EXIT_OK
 
 

@@ -115,8 +115,14 @@ def test_walk_and_grid(capsys, tmp_path, sg_files):
     assert code == 2
 
 
+def test_no_argparse_front_inside_engines():
+    import importlib.util
+
+    assert importlib.util.find_spec("aigc_desktop.engines.stylegan.cli") is None
+
+
 def test_cli_imports_no_torch():
     code = ("import sys, aigc_desktop.cli as c; c.build_parser(); "
-            "import aigc_desktop.engines.stylegan.cli; print('torch' in sys.modules)")
+            "import aigc_desktop.cli_stylegan, aigc_desktop.cli_interpolate; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

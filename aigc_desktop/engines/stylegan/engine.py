@@ -132,31 +132,10 @@ class StyleGANEngine:
         return input_transform(tuple(spec.translate), spec.rotate).to(model.device)
 
     def _walk(self, spec: StyleGANWalkJob, model: LoadedModel, emit: Emit, cancelled: IsCancelled) -> JobResult:
-        from aigc_desktop.engines.export import open_writer
+        """A walk is a StyleGAN travel (engines/travel.py, the one interpolation path) on this engine's models."""
+        from aigc_desktop.engines.travel import run_walk
 
-        reporter = StepReporter(spec.id, spec.total_steps, emit)
-        transform = self._transform(spec, model)
-        force_fp32 = self._force_fp32(spec, model)
-        keys = [self._latent(spec, s) for s in spec.seeds]
-        poster = None
-        with open_writer(spec.out, fps=spec.fps) as writer:
-            for ws in sampling.walk_ws(model.G, keys, spec.frames_per_transition, spec.space, spec.loop,
-                                       spec.easing, model.device):
-                if cancelled():
-                    raise CancelRequested()  # the writer drops the partial file
-                # One noise seed for the whole walk: random noise stays put instead of flickering.
-                img = sampling.synthesize(model.G, ws, spec.noise_mode, noise_seed=spec.seeds[0],
-                                          transform=transform, force_fp32=force_fp32)
-                image = sampling.to_pil(img)[0]
-                writer.write(image)
-                if poster is None:
-                    poster = image
-                reporter.advance()  # no per-frame previews: the main window sizes previews for diffusion
-        record = self.record(spec, model, spec.seeds[0], poster, force_fp32)
-        record["walk"] = {"keyframes": list(spec.seeds), "frames_per_transition": spec.frames_per_transition,
-                          "frames": writer.count, "space": spec.space, "loop": spec.loop, "easing": spec.easing,
-                          "fps": spec.fps, "output": str(writer.path)}
-        return JobResult(images=(poster,), records=(record,))
+        return run_walk(self, spec, emit, cancelled)
 
     def record(self, spec: StyleGANJob, model: LoadedModel, seed: int, image: Any, force_fp32: bool) -> dict[str, Any]:
         """Everything needed to regenerate the image exactly (stored as JSON in the PNG)."""

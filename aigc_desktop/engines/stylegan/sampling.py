@@ -6,24 +6,24 @@
 - Truncation pulls w towards w_avg by psi, on the first `cutoff` layers when a cutoff is given.
 - Style mixing replaces a range of layers' w by those of a second seed (coarse / middle / fine or A-B).
 - 8-bit output is (x * 127.5 + 128).clamp(0, 255).
-- Walks interpolate keyframe seeds: lerp in W (after mapping) or slerp in Z (before mapping).
+- Travels interpolate keyframe seeds: lerp in W (after mapping) or slerp in Z (before mapping, then
+  mapping and truncation per frame), on the frame plan of core/interpolate.py.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
+from aigc_desktop.core import interpolate
 from aigc_desktop.core.errors import InvalidParameter
+from aigc_desktop.core.interpolate import lerp, slerp  # noqa: F401 - the one implementation, re-exported
 from aigc_desktop.engines.stylegan.generator import Generator
-from aigc_desktop.engines.stylegan.mapping import truncate
 
 MIX_PRESETS = ("coarse", "middle", "fine")
-EASINGS = ("linear", "smooth")
 SPACES = ("w", "z")
 
 
@@ -164,70 +164,79 @@ def to_pil(img: torch.Tensor) -> list:
     return out
 
 
-# ----------------------------------------------------------------------------------------- walks
+# ----------------------------------------------------------------------------------------- travel
+# One interpolation core (core/interpolate.py): its lerp / slerp are re-exported here, not copied.
 
 
-def lerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
-    return a + (b - a) * t
+@torch.no_grad()
+def ws_from_z(G: Generator, z: torch.Tensor, latent: Latent, device: torch.device | str = "cpu",
+              mixed: torch.Tensor | None = None) -> torch.Tensor:
+    """z [1, z_dim] -> ws, mapped and truncated as `latent` says, with its mixing layers from `mixed`."""
+    c = class_vector(G, latent.class_idx, latent.seed)
+    ws = G.mapping(z.to(device=device, dtype=torch.float32), None if c is None else c.to(device),
+                   truncation_psi=latent.truncation_psi, truncation_cutoff=latent.truncation_cutoff)
+    layers = mix_layer_indices(latent.mix_layers, G) if latent.mix_seed is not None else []
+    if layers and mixed is not None:
+        ws = ws.clone()
+        ws[:, layers] = mixed[:, layers]
+    return ws
 
 
-def slerp(a: torch.Tensor, b: torch.Tensor, t: float, eps: float = 1e-7) -> torch.Tensor:
-    """Spherical interpolation between two vectors (rows), keeping Gaussian samples typical in norm."""
-    an = a / a.norm(dim=-1, keepdim=True).clamp_min(eps)
-    bn = b / b.norm(dim=-1, keepdim=True).clamp_min(eps)
-    dot = (an * bn).sum(dim=-1, keepdim=True).clamp(-1, 1)
-    omega = torch.acos(dot)
-    so = torch.sin(omega)
-    if float(so.abs().min()) < eps:
-        return lerp(a, b, t)
-    return (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
+class TravelLatents:
+    """StyleGAN keyframes for a travel: lerp in W (after mapping, truncation per keyframe) or slerp in Z
+    (before mapping; truncation applied to every frame, psi eased between the keyframes')."""
 
+    def __init__(self, G: Generator, keys: Sequence[Latent], space: str = "w",
+                 device: torch.device | str = "cpu") -> None:
+        if space not in SPACES:
+            raise InvalidParameter(f"Interpolation space must be one of {', '.join(SPACES)}")
+        if len(keys) < 2:
+            raise InvalidParameter("A walk needs at least two keyframe seeds")
+        self.G, self.keys, self.space, self.device = G, list(keys), space, device
+        self._ws: dict[int, torch.Tensor] = {}
+        self._z: dict[int, torch.Tensor] = {}
+        self._mixed: dict[int, torch.Tensor] = {}
 
-def ease(t: float, easing: str) -> float:
-    if easing == "smooth":
-        return 0.5 - 0.5 * math.cos(math.pi * t)
-    return t
+    def key_ws(self, i: int) -> torch.Tensor:
+        if i not in self._ws:
+            self._ws[i] = latent_ws(self.G, self.keys[i], self.device)
+        return self._ws[i]
 
+    def key_z(self, i: int) -> torch.Tensor:
+        if i not in self._z:
+            self._z[i] = torch.from_numpy(z_from_seed(self.keys[i].seed, self.G.z_dim)).to(self.device,
+                                                                                        torch.float32)
+        return self._z[i]
 
-def walk_positions(n_keys: int, frames_per_transition: int, loop: bool) -> list[tuple[int, int, float]]:
-    """(from key, to key, t) for every frame. Without loop the last keyframe ends the walk."""
-    if n_keys < 2:
-        raise InvalidParameter("A walk needs at least two keyframe seeds")
-    if frames_per_transition < 1:
-        raise InvalidParameter("Frames per transition must be at least 1")
-    transitions = n_keys if loop else n_keys - 1
-    out = [(k, (k + 1) % n_keys, f / frames_per_transition)
-           for k in range(transitions) for f in range(frames_per_transition)]
-    if not loop:
-        out.append((n_keys - 2, n_keys - 1, 1.0))
-    return out
+    def _mix(self, i: int) -> torch.Tensor | None:
+        k = self.keys[i]
+        if k.mix_seed is None or not k.mix_layers:
+            return None
+        if i not in self._mixed:
+            self._mixed[i] = map_seed(self.G, k.mix_seed, k.truncation_psi, k.truncation_cutoff, k.class_idx,
+                                      self.device)
+        return self._mixed[i]
+
+    @torch.no_grad()
+    def ws(self, a: int, b: int, t: float) -> torch.Tensor:
+        """ws of the frame at eased position t from keyframe a to b; t = 0 / 1 give the keyframes' own ws."""
+        if t <= 0.0 or t >= 1.0:
+            return self.key_ws(a if t <= 0.0 else b)
+        if self.space == "w":
+            return interpolate.lerp(self.key_ws(a), self.key_ws(b), t)
+        ka, kb = self.keys[a], self.keys[b]
+        psi = float(interpolate.lerp(ka.truncation_psi, kb.truncation_psi, t))
+        z = interpolate.slerp(self.key_z(a), self.key_z(b), t)
+        return ws_from_z(self.G, z, replace(ka, truncation_psi=psi), self.device, self._mix(a))
 
 
 @torch.no_grad()
 def walk_ws(G: Generator, keys: Sequence[Latent], frames_per_transition: int, space: str = "w",
             loop: bool = False, easing: str = "linear", device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
-    """ws for every frame of a walk through keyframe latents: lerp in W, or slerp in Z (then map)."""
-    if space not in SPACES:
-        raise InvalidParameter(f"Interpolation space must be one of {', '.join(SPACES)}")
-    if easing not in EASINGS:
-        raise InvalidParameter(f"Easing must be one of {', '.join(EASINGS)}")
-    positions = walk_positions(len(keys), frames_per_transition, loop)
-    if space == "w":
-        key_ws = [latent_ws(G, k, device) for k in keys]
-        for a, b, t in positions:
-            yield lerp(key_ws[a], key_ws[b], ease(t, easing))
-        return
-    zs = [torch.from_numpy(z_from_seed(k.seed, G.z_dim)).to(device=device, dtype=torch.float32) for k in keys]
-    first = keys[0]
-    layers = mix_layer_indices(first.mix_layers, G) if first.mix_seed is not None else []
-    mixed = map_seed(G, first.mix_seed, first.truncation_psi, first.truncation_cutoff, first.class_idx,
-                     device) if layers else None
-    for a, b, t in positions:
-        z = slerp(zs[a], zs[b], ease(t, easing))
-        c = class_vector(G, keys[a].class_idx, keys[a].seed)
-        ws = G.mapping(z, None if c is None else c.to(device))
-        if first.truncation_psi != 1:
-            ws = truncate(ws, G.mapping.w_avg, first.truncation_psi, first.truncation_cutoff)
-        if mixed is not None:
-            ws[:, layers] = mixed[:, layers]
-        yield ws
+    """ws for every frame of a walk with one frame count and easing for every segment (core.interpolate's
+    frame plan), lerp in W or slerp in Z."""
+    latents = TravelLatents(G, keys, space, device)
+    timeline = interpolate.Timeline.uniform([interpolate.Keyframe(seed=k.seed) for k in keys],
+                                            frames=int(frames_per_transition), easing=easing, loop=loop)
+    for frame in interpolate.plan(timeline):
+        yield latents.ws(frame.a, frame.b, frame.t)

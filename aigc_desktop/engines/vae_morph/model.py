@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from aigc_desktop.core.errors import ModelLoadError
-from aigc_desktop.engines.stylegan.sampling import lerp, slerp  # noqa: F401 - one implementation, re-exported
+from aigc_desktop.core.interpolate import lerp, slerp  # noqa: F401 - the one implementation, re-exported
 
 CONFIG_NAME = "vae_morph.json"
 WEIGHTS_NAME = "model.safetensors"
