@@ -23,6 +23,7 @@ from aigc_desktop import __version__, cli_info, cli_project
 from aigc_desktop.core import catalog
 from aigc_desktop.core.errors import UserError
 from aigc_desktop.core.params import SCHEDULERS
+from aigc_desktop.core.safe_io import regular_file
 from aigc_desktop import cli_interpolate
 from aigc_desktop import cli_stylegan as stylegan_cli
 from aigc_desktop.training import commands as training_commands
@@ -39,19 +40,27 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(message)
 
 
+def _echo(text: str, limit: int = 24) -> str:
+    """A flag's value as an error repeats it: a 5000-digit seed is cut, not printed in full."""
+    return text if len(text) <= limit else f"{text[:limit - 1]}… ({len(text)} characters)"
+
+
 def _positive_int(text: str) -> int:
+    # Range checks are core.params' (one set of rules for every way in); this only parses.
+    if len(text) > 40:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{_echo(text)}'")
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{_echo(text)}'") from None
     return value
 
 
 def _float(text: str) -> float:
     try:
-        return float(text)
+        return float(text[:400])
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+        raise argparse.ArgumentTypeError(f"expected a number, got '{_echo(text)}'") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,14 +114,20 @@ def _settings():
 
 
 def resolve_model(text: str, settings=None) -> catalog.ModelInfo:
+    """A model by path, or by the name of a discovered model. One unreadable file in the models folders
+    never stops this: discovery lists it as unreadable and the search goes on."""
     path = Path(text).expanduser()
-    if path.exists():
+    try:
+        exists = path.exists() or path.is_symlink()
+    except OSError as exc:  # a name longer than the file system allows
+        raise CliError(f"Model not found: {_echo(text, 80)} ({exc.strerror or exc})") from None
+    if exists:
         return catalog.info_for(path)
     settings = settings or _settings()
     for info in catalog.discover(settings.model_search_dirs()):
         if info.name == text:
             return info
-    raise CliError(f"Model not found: {text}")
+    raise CliError(f"Model not found: {_echo(text, 80)}")
 
 
 def diffusion_job(args: argparse.Namespace, info: catalog.ModelInfo):
@@ -129,12 +144,27 @@ def diffusion_job(args: argparse.Namespace, info: catalog.ModelInfo):
         loras=tuple(getattr(args, "lora", None) or ()), extra=_embedding_extra(args),
     ).with_seed_resolved()
     vae = getattr(args, "vae", None)
-    if vae and not Path(vae).expanduser().is_file():
-        raise CliError(f"VAE file not found: {vae}")
+    if vae:
+        _user_file(vae, "VAE file")
     ref = ModelRef(info.path, kind=info.kind, family=getattr(args, "family", None) or info.family,
                    vae=str(Path(vae).expanduser()) if vae else None,
                    prediction_type=getattr(args, "prediction_type", None))
     return DiffusionJob(model=ref, params=params, device=args.device, dtype=args.dtype)
+
+
+def _user_file(text: str, what: str) -> Path:
+    """A file the user named: missing is "<what> not found"; a FIFO, socket or device is refused unopened."""
+    path = Path(text).expanduser()
+    if not _exists(path):
+        raise CliError(f"{what} not found: {_echo(text, 200)}")
+    return regular_file(path, what.lower())
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def _model_loading_args(g: argparse.ArgumentParser) -> None:
@@ -205,16 +235,16 @@ def _mode_fields(args: argparse.Namespace) -> dict[str, Any]:
 def _default_size(args: argparse.Namespace, modes: dict[str, Any], model_size: int) -> tuple[int, int]:
     """--width/--height, else the init image's size (rounded down to a multiple of 8; outpainting: the
     extended canvas), else the model's native size. "Only masked" works at the model's size."""
-    width, height = args.width, args.height
-    if (width and height) or not modes.get("init_image") or modes.get("inpaint_only_masked"):
-        return width or model_size, height or model_size
+    width, height = args.width, args.height  # None when not given; 0 is given (and refused by validation)
+    if (width is not None and height is not None) or not modes.get("init_image") or modes.get("inpaint_only_masked"):
+        return (model_size if width is None else width), (model_size if height is None else height)
     from aigc_desktop.core.params import outpaint_size
     from aigc_desktop.engines.diffusion.images import read_image
 
     w, h = read_image(modes["init_image"]).size
     if modes["mode"] == "outpaint":
         w, h = outpaint_size(w, h, modes["outpaint"])[:2]
-    return width or max(64, w - w % 8), height or max(64, h - h % 8)
+    return (max(64, w - w % 8) if width is None else width), (max(64, h - h % 8) if height is None else height)
 
 
 def _lora_arg(text: str):
@@ -247,8 +277,7 @@ def _prompt_extension_args(g: argparse.ArgumentParser) -> None:
 def _embedding_extra(args: argparse.Namespace) -> tuple:
     files = getattr(args, "embedding", None) or []
     for f in files:
-        if not Path(f).expanduser().is_file():
-            raise CliError(f"Embedding file not found: {f}")
+        _user_file(f, "Embedding file")
     return (("embeddings", tuple(str(Path(f).expanduser()) for f in files)),) if files else ()
 
 
@@ -325,15 +354,22 @@ def cmd_generate(args: argparse.Namespace) -> int:
     code = failure_code(end)
     if code is not None:
         return code
-    from aigc_desktop.core.metadata import save_png
-
     if len(targets) != len(end.images):
         targets = outputs.cli_targets(args.out, len(end.images))
+    unsaved = 0
     for image, record, target in zip(end.images, end.records, targets):
-        path = save_png(image, target, record)
-        print(path)
+        try:
+            print(outputs.save_image(image, target, record))
+        except outputs.SaveError as exc:
+            # The image is made: keep it where it can be written, say where, and fail the command.
+            unsaved += 1
+            try:
+                kept = outputs.save_fallback(image, record)
+                print(f"error: {exc}; the image was kept at {kept}", file=sys.stderr)
+            except outputs.SaveError as again:
+                print(f"error: {exc}; keeping it failed too ({again})", file=sys.stderr)
     cli_project.after_generate(args, end.images, end.records)  # --project
-    return EXIT_OK
+    return EXIT_FAILED if unsaved else EXIT_OK
 
 
 def _image_count(spec: Any) -> int:

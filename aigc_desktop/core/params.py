@@ -183,13 +183,13 @@ def _is_number(v: Any) -> bool:
 
 def _whole(name: str, v: Any, lo: int, hi: int, extra: str = "") -> None:
     if not _is_int(v) or not lo <= v <= hi:
-        raise InvalidParameter(f"{name} must be {extra or 'a whole number '}between {lo} and {hi}, got {shown(v)}")
+        raise InvalidParameter(f"{name} must be {extra}between {lo} and {hi}, got {shown(v)}")
 
 
 def _real(name: str, v: Any, lo: float, hi: float) -> None:
     # NaN fails every comparison, so it is refused here with infinities and text.
     if not _is_number(v) or not lo <= float(v) <= hi:
-        raise InvalidParameter(f"{name} must be a number between {lo:g} and {hi:g}, got {shown(v)}")
+        raise InvalidParameter(f"{name} must be between {lo:g} and {hi:g}, got {shown(v)}")
 
 
 def validate(p: GenerationParams) -> None:
@@ -243,10 +243,10 @@ def validate(p: GenerationParams) -> None:
         raise InvalidParameter(f"Outpaint margins were given for mode {p.mode}; use mode outpaint")
     if any(v > 4096 for v in p.outpaint):
         raise InvalidParameter(f"Outpaint margins must be at most 4096 pixels, got {shown(tuple(p.outpaint), 60)}")
-    _whole("Mask blur", p.mask_blur, 0, 256)
+    _whole("Mask blur", p.mask_blur, 0, 256, "a whole number ")
     if not isinstance(p.inpaint_only_masked, bool):
         raise InvalidParameter(f"Only masked must be true or false, got {shown(p.inpaint_only_masked)}")
-    _whole("Inpaint padding", p.inpaint_padding, 0, 1024, "a number of pixels ")
+    _whole("Inpaint padding", p.inpaint_padding, 0, 1024)
     if p.mode != "txt2img" and p.denoising_steps < 1:
         raise InvalidParameter(f"Strength {p.strength} with {p.steps} steps leaves no denoising step; "
                                f"raise the strength or the steps")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageFilter, UnidentifiedImageError
 
 from aigc_desktop.core.errors import UserError
+from aigc_desktop.core.safe_io import check_size, regular_file
 from aigc_desktop.core.params import GenerationParams, outpaint_size
 
 MAX_INPUT_SIDE = 8192
@@ -42,31 +44,42 @@ class ModeInputs:
         return self.image.size if self.crop_padding is not None and self.image is not None else None
 
 
+MAX_INPUT_BYTES = 512 * 1024 * 1024  # an 8192 x 8192 16-bit RGBA PNG is under 512 MiB
+
+
 def read_image(source: str | bytes | Path, what: str = "init image") -> Image.Image:
-    """Open an image file path or PNG/JPEG bytes, fully decoded; bad input is one clear line."""
-    label = "from memory" if isinstance(source, (bytes, bytearray)) else str(source)
+    """Open an image file path or PNG/JPEG bytes, fully decoded; bad input is one clear line.
+
+    Only a regular file is opened (a FIFO would block); the size is read from the image's header and an
+    oversized image is refused before it is decoded (no decompression-bomb warning leaks)."""
+    label = "from memory" if isinstance(source, (bytes, bytearray)) else str(source)[:200]
     try:
-        if isinstance(source, (bytes, bytearray)):
-            image = Image.open(io.BytesIO(source))
-        else:
-            path = Path(source).expanduser()
-            if path.is_dir():
-                raise UserError(f"The {what} is a folder, not an image: {path}")
-            image = Image.open(path)
-        image.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # refused below, never printed
+            if isinstance(source, (bytes, bytearray)):
+                image = Image.open(io.BytesIO(source))
+            else:
+                path = Path(source).expanduser()
+                if path.is_dir():
+                    raise UserError(f"The {what} is a folder, not an image: {path}")
+                if path.exists() or path.is_symlink():
+                    path = regular_file(path, what)
+                    check_size(path.stat().st_size, MAX_INPUT_BYTES, f"The {what} {path.name}")
+                image = Image.open(path)
+            if max(image.size) > MAX_INPUT_SIDE:
+                raise UserError(f"The {what} is {image.width}x{image.height}; at most {MAX_INPUT_SIDE} pixels a side")
+            image.load()
     except UserError:
         raise
     except FileNotFoundError:
         raise UserError(f"The {what} was not found: {label}") from None
     except PermissionError:
         raise UserError(f"The {what} cannot be read (permission denied): {label}") from None
-    except Image.DecompressionBombError:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise UserError(f"The {what} is too large to open: {label}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         kind = "not an image file" if isinstance(exc, UnidentifiedImageError) else "damaged or truncated"
         raise UserError(f"The {what} cannot be read ({kind}): {label}") from None
-    if max(image.size) > MAX_INPUT_SIDE:
-        raise UserError(f"The {what} is {image.width}x{image.height}; at most {MAX_INPUT_SIDE} pixels a side")
     return image
 
 
@@ -76,7 +89,7 @@ def source_record(source: str | bytes | Path | None) -> dict[str, str] | None:
         return None
     if isinstance(source, (bytes, bytearray)):
         return {"file": "", "sha256": hashlib.sha256(source).hexdigest()}
-    path = Path(source).expanduser()
+    path = regular_file(Path(source).expanduser(), "input image")
     return {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 

@@ -8,53 +8,33 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from aigc_desktop.core import hashing
+from aigc_desktop.core import torch_files
 from aigc_desktop.core.detect import identify
-from aigc_desktop.core.errors import first_line, ModelLoadError
+from aigc_desktop.core.errors import ModelLoadError, UserError, first_line
 from aigc_desktop.core.jobs import ModelRef
+from aigc_desktop.core.safe_io import regular_file
+from aigc_desktop.core.safetensors_header import read_header
+from aigc_desktop.engines.diffusion.loaded import LoadedModel
+
+__all__ = ["LoadedModel", "load_model"]  # LoadedModel lives in loaded.py (no loader <-> single_file circle)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class LoadedModel:
-    """A model ready to run: its text-to-image pipeline plus what the engine needs to know about it."""
-
-    ref: ModelRef
-    pipe: Any  # StableDiffusionPipeline | StableDiffusionXLPipeline
-    family: str  # sd1 | sd2 | sdxl
-    variant: str | None  # "inpaint" for 9-channel UNets
-    device: torch.device
-    dtype: torch.dtype
-    scheduler_config: dict[str, Any] = field(default_factory=dict)
-    _sha256: str | None = None
-
-    @property
-    def name(self) -> str:
-        return self.ref.name
-
-    def sha256(self) -> str:
-        if self._sha256 is None:
-            self._sha256 = hashing.sha256_file(self.ref.path)
-        return self._sha256
-
-    def modules_for_size(self):
-        return [m for m in self.pipe.components.values() if isinstance(m, torch.nn.Module)]
 
 
 def load_model(ref: ModelRef, device: torch.device, dtype: torch.dtype) -> LoadedModel:
     """Load a diffusers folder or a single-file checkpoint (with its VAE replaced when `ref.vae` is set)."""
     path = Path(ref.path).expanduser()
-    if not path.exists():
+    if not _exists(path):
         raise ModelLoadError(f"Model not found: {path}")
-    if ref.vae and not Path(ref.vae).expanduser().is_file():
+    if ref.vae and not _exists(Path(ref.vae).expanduser()):
         raise ModelLoadError(f"VAE file not found: {ref.vae}")
+    if ref.vae:
+        regular_file(Path(ref.vae).expanduser(), "VAE file")
     if ref.prediction_type:
         from aigc_desktop.engines.diffusion.families import check_prediction_type
 
@@ -64,6 +44,7 @@ def load_model(ref: ModelRef, device: torch.device, dtype: torch.dtype) -> Loade
     else:
         from aigc_desktop.engines.diffusion import single_file
 
+        regular_file(path, "model file")
         model = single_file.load_checkpoint(ref, path, dtype)
     model.pipe.to(device)
     model.device = device
@@ -99,12 +80,17 @@ def _load_folder(ref: ModelRef, path: Path, dtype: torch.dtype) -> LoadedModel:
     for slot in ("tokenizer", "tokenizer_2"):  # a folder without its tokenizer files takes the family's
         if slot in fam.model_index and not any((path / slot / f).is_file() for f in ("vocab.json", "tokenizer.json")):
             kwargs[slot] = fam.tokenizer(slot)
+    _check_weight_files(path)
     if _only_fp16_weights(path / "unet"):
         kwargs["variant"] = "fp16"  # folders saved with variant="fp16" and nothing else
     try:
         pipe = cls.from_pretrained(str(path), **kwargs)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, json.JSONDecodeError, RuntimeError) as exc:
-        raise ModelLoadError(f"Could not load model folder {path.name}: {first_line(exc)}") from None
+    except UserError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, json.JSONDecodeError, RuntimeError,
+            RecursionError, OverflowError) as exc:
+        raise ModelLoadError(f"Could not load model folder {path.name}: {first_line(exc)} (the folder is "
+                             "incomplete, damaged or not a Stable Diffusion pipeline)") from None
     if ref.prediction_type:
         pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config,
                                                           prediction_type=ref.prediction_type)
@@ -116,3 +102,25 @@ def _load_folder(ref: ModelRef, path: Path, dtype: torch.dtype) -> LoadedModel:
 def _only_fp16_weights(folder: Path) -> bool:
     names = [p.name for p in folder.glob("*") if p.suffix in (".safetensors", ".bin")]
     return bool(names) and all(".fp16." in n for n in names)
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists() or path.is_symlink()
+    except OSError:  # a name longer than the file system allows
+        return False
+
+
+def _check_weight_files(folder: Path) -> None:
+    """Every weight file of a diffusers folder is a regular file with a valid header, checked before
+    diffusers opens any of them (a FIFO would block it, a forged archive exhaust memory)."""
+    for component in sorted(p for p in folder.iterdir() if p.is_dir()):
+        for f in sorted(component.iterdir()):
+            suffix = f.suffix.lower()
+            if suffix not in (".safetensors", ".bin", ".ckpt", ".pt", ".pth"):
+                continue
+            regular_file(f, f"{folder.name}/{component.name}/{f.name}")
+            if suffix == ".safetensors":
+                read_header(f)
+            else:
+                torch_files.check_archive(f)

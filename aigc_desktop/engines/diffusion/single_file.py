@@ -20,24 +20,24 @@ import pickle
 import re
 import time
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from aigc_desktop.core.detect import HeaderError, identify_keys, read_safetensors_header, tensor_shapes
-from aigc_desktop.core.errors import ModelLoadError
+from aigc_desktop.core import torch_files
+from aigc_desktop.core.detect import identify_keys
+from aigc_desktop.core.errors import ModelLoadError, first_line
 from aigc_desktop.core.jobs import ModelRef
+from aigc_desktop.core.safe_io import MiB, read_bytes, regular_file
+from aigc_desktop.core.safetensors_header import read_header
 from aigc_desktop.engines.diffusion import ldm
 from aigc_desktop.engines.diffusion.families import FamilyConfig, check_prediction_type, family_config
-from aigc_desktop.core.errors import first_line
-from aigc_desktop.engines.diffusion.loader import LoadedModel
+from aigc_desktop.engines.diffusion.loaded import LoadedModel
 
 log = logging.getLogger(__name__)
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
-_FLOAT_DTYPES = {"F16", "F32", "F64", "BF16", "F8_E4M3", "F8_E5M2"}
 
 
 # ----------------------------------------------------------------------------------------------- reading
@@ -92,17 +92,12 @@ def open_state(path: Path) -> StateFile:
 def _open_safetensors(path: Path) -> StateFile:
     from safetensors import safe_open
 
+    header = read_header(path)  # regular file, bounded, schema-checked, every tensor inside the file
     try:
-        header = read_safetensors_header(path)  # checks the header and that every tensor lies inside the file
         handle = safe_open(str(path), framework="pt", device="cpu")
-    except HeaderError as exc:
-        raise ModelLoadError(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
         raise ModelLoadError(f"{path.name} is not a readable safetensors file ({first_line(exc)})") from None
-    shapes = tensor_shapes(header)
-    floats = {k for k, v in header.items() if k != "__metadata__" and v.get("dtype") in _FLOAT_DTYPES}
-    metadata = {str(k): str(v) for k, v in (header.get("__metadata__") or {}).items()}
-    return StateFile(path, shapes, floats, metadata, None, handle.get_tensor,
+    return StateFile(path, header.shapes(), header.float_keys(), dict(header.metadata), None, handle.get_tensor,
                      lambda: handle.__exit__(None, None, None))
 
 
@@ -168,10 +163,10 @@ def safe_torch_load(path: Path) -> Any:
     and inert stand-ins for training-framework classes. Anything else is refused with its name."""
     allowed = _numpy_globals()
     known = {name for _obj, name in allowed}
-    is_zip = zipfile.is_zipfile(path)
-    with open(path, "rb") as fh:
-        if not is_zip and fh.read(4) == b"PK\x03\x04":
-            raise ModelLoadError(f"{path.name} is truncated or damaged (an incomplete zip archive)")
+    # A regular file; a zip's members checked against the file size and limits before torch reads any.
+    is_zip = torch_files.check_archive(path) is not None
+    if not is_zip:
+        torch_files.check_legacy_storages(path)
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path)) if is_zip else _pickle_globals(path)
     except Exception as exc:  # noqa: BLE001
@@ -198,8 +193,12 @@ def safe_torch_load(path: Path) -> Any:
         if names:
             raise ModelLoadError(_refused(path, names)) from None
         raise ModelLoadError(f"{path.name} was refused: {_weights_only_reason(exc)}") from None
+    except MemoryError:
+        raise ModelLoadError(f"{path.name} asks for more memory than this machine has: damaged or forged "
+                             "(use a .safetensors copy from a trusted source)") from None
     except Exception as exc:  # noqa: BLE001 - truncated data, bad opcode, ...
-        raise ModelLoadError(f"{path.name} is damaged or not a PyTorch checkpoint ({first_line(exc)})") from None
+        raise ModelLoadError(f"{path.name} is damaged or not a PyTorch checkpoint ({first_line(exc)}); "
+                             "download it again or use a .safetensors copy") from None
 
 
 def _pickle_globals(path: Path) -> list[str]:
@@ -209,8 +208,9 @@ def _pickle_globals(path: Path) -> list[str]:
 
     names: list[str] = []
     recent: list[str] = []
-    with open(path, "rb") as fh:
-        for op, arg, _pos in pickletools.genops(fh):
+    p = regular_file(path, "model file")
+    with open(p, "rb") as fh:
+        for op, arg, _pos in pickletools.genops(torch_files.BoundedReader(fh, p.stat().st_size)):
             if op.name == "GLOBAL":
                 names.append(str(arg).replace(" ", "."))
             elif op.name == "STACK_GLOBAL" and len(recent) >= 2:
@@ -334,8 +334,9 @@ def load_vae(path: Path, family: str, dtype: torch.dtype):
     """A standalone VAE (.safetensors or a safe pickle; original or diffusers layout; or the VAE of a
     full checkpoint), with the scaling factor of `family`."""
     path = Path(path).expanduser()
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise ModelLoadError(f"VAE file not found: {path}")
+    regular_file(path, "VAE file")
     with open_state(path) as sf:
         ident = identify_keys(sf.shapes.keys(), sf.shapes)
         if ident.kind not in ("vae", "checkpoint"):
@@ -451,9 +452,12 @@ def _sidecar_parameterization(path: Path) -> str | None:
     try:
         import yaml
 
-        data = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
+        # A sidecar is a few KiB; a huge or deeply nested one is ignored like any broken one.
+        data = yaml.safe_load(read_bytes(yaml_path, 1 * MiB, "sidecar").decode("utf-8"))
         params = data["model"]["params"]
-    except Exception as exc:  # noqa: BLE001 - a broken sidecar is ignored, not fatal
+        if not isinstance(params, dict):
+            raise TypeError("model.params is not a mapping")
+    except (Exception, RecursionError) as exc:  # noqa: BLE001 - a broken sidecar is ignored, not fatal
         log.warning("Ignoring %s: %s", yaml_path.name, first_line(exc))
         return None
     return "v_prediction" if str(params.get("parameterization", "eps")).lower() == "v" else "epsilon"
