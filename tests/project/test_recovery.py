@@ -1,0 +1,108 @@
+"""Autosave and crash recovery: a killed session is offered back with everything it generated."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from PIL import Image
+
+from aigc_desktop.core.document import HistoryItem
+from aigc_desktop.core.project import Project, open_project, save_document
+from aigc_desktop.core.project.recovery import Autosaver, RecoverySession, find_recoverable, recovery_dir
+from tests.project.crash_session import GENERATIONS, generated
+from tests.project.helpers import make_document, pixels
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_killed_session_restores_everything(tmp_path):
+    doc = make_document(seed=11, history=2)
+    user_file = save_document(doc, tmp_path / "work.aigc")
+    user_bytes = user_file.read_bytes()
+    root = tmp_path / "recovery"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen([sys.executable, "-m", "tests.project.crash_session", str(user_file), str(root)],
+                             cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        assert find_recoverable(root) == []  # a live session is never offered
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+    assert user_file.read_bytes() == user_bytes  # autosave never writes over the user's file
+    found = find_recoverable(root)
+    assert len(found) == 1
+    offer = found[0]
+    assert offer.source == str(user_file) and offer.has_snapshot and offer.generations == 2
+    assert datetime.fromtimestamp(offer.when).strftime("%Y-%m-%d %H:%M") in offer.describe()
+    assert "work.aigc" in offer.describe()
+
+    project = offer.restore()
+    restored = project.document
+    assert project.path == user_file  # Save goes back to the file it was editing
+    assert [h.id for h in restored.history] == [h.id for h in doc.history] + [f"gen{i}" for i in range(GENERATIONS)]
+    for i in range(GENERATIONS):
+        record, image = generated(i)
+        item = restored.get_history(f"gen{i}")
+        assert item.record == record and pixels(item.image) == pixels(image)
+    assert restored.layers[0].image.getpixel((0, 0)) == (250, 1, 2, 255)  # the paint before the snapshot
+    assert pixels(restored.layers[1].image) == pixels(doc.layers[1].image)
+    assert restored.timeline == doc.timeline and restored.prompt_state == doc.prompt_state
+
+    assert len(find_recoverable(root)) == 1  # declining (not restoring) keeps the data ...
+    offer.discard()
+    assert find_recoverable(root) == [] and not offer.folder.exists()  # ... until it is discarded
+
+
+def test_clean_exit_and_saved_work_leave_nothing(tmp_path):
+    assert recovery_dir().parent == Path(os.environ["AIGC_DESKTOP_DATA_DIR"])
+    project = Project(make_document(seed=12), tmp_path / "p.aigc")
+    session = RecoverySession()
+    clock = [0.0]
+    saver = Autosaver(session, project, interval_s=60, clock=lambda: clock[0])
+    project.document.add_history(HistoryItem({"seed": 1}, Image.new("RGB", (8, 8), (1, 2, 3))))
+    assert len(list((session.folder / "journal").iterdir())) == 2  # the image and its entry, at once
+    assert not saver.due()
+    clock[0] = 59
+    assert not saver.tick()
+    clock[0] = 60
+    assert saver.tick() and not saver.pending and (session.folder / "autosave.aigc").exists()
+    assert list((session.folder / "journal").iterdir()) == []  # the snapshot holds the journaled image
+    clock[0] = 200
+    assert not saver.tick()  # nothing changed since
+    project.save()
+    saver.saved()
+    assert not (session.folder / "autosave.aigc").exists()
+    session._lock.close()  # as if the app died now: nothing unsaved, so nothing is offered
+    assert find_recoverable() == []
+    session.close()
+    assert not session.folder.exists()
+
+
+def test_autosave_of_an_opened_project_copies_from_its_file(tmp_path):
+    path = save_document(make_document(seed=13), tmp_path / "big.aigc")
+    project = open_project(path, lazy=True)
+    saver = Autosaver(RecoverySession(), project, interval_s=1, clock=lambda: 10.0)
+    project.document.set_prompt_state({"prompt": "changed"})
+    saver._last = 0.0
+    assert saver.tick()
+    assert not any(la.loaded for la in project.document.layers)  # copied, not decoded
+    assert project.path == path  # still attached to the user's file
+    snapshot = open_project(saver.session.folder / "autosave.aigc").document
+    assert snapshot.prompt_state == {"prompt": "changed"}
+    assert pixels(snapshot.layers[0].image) == pixels(project.document.layers[0].image)
+
+
+def test_autosave_disabled_with_zero_interval(tmp_path):
+    saver = Autosaver(RecoverySession(), Project(make_document()), interval_s=0, clock=lambda: 1e9)
+    saver.project.document.set_prompt_state({"x": 1})
+    assert saver.pending and not saver.tick()
