@@ -18,8 +18,10 @@ from typing import Iterable
 
 import torch
 
-from aigc_desktop.core import catalog
-from aigc_desktop.core.errors import ModelLoadError, UserError
+from aigc_desktop.core import catalog, torch_files
+from aigc_desktop.core.errors import ModelLoadError, UserError, first_line
+from aigc_desktop.core.safe_io import regular_file
+from aigc_desktop.core.safetensors_header import read_header
 
 SUFFIXES = (".safetensors", ".pt", ".bin")
 FOLDER_NAME = "embeddings"
@@ -57,7 +59,17 @@ class Embedding:
         return vectors
 
 
+def _check(path: Path) -> None:
+    """Regular file, and a header or archive within its limits, before any reader touches it."""
+    regular_file(path, "embedding")
+    if path.suffix.lower() == ".safetensors":
+        read_header(path)
+    elif torch_files.check_archive(path) is None:
+        torch_files.check_legacy_storages(path)
+
+
 def _read(path: Path) -> dict:
+    _check(path)
     try:
         if path.suffix.lower() == ".safetensors":
             from safetensors.torch import load_file
@@ -72,8 +84,9 @@ def _read(path: Path) -> dict:
             with torch.serialization.safe_globals([torch.nn.ParameterDict]):
                 data = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any read failure is one line for the user
-        line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"Could not read embedding {path.name}: {line[:200]}") from exc
+        hint = ("; only tensors are loaded from .pt files (use a .safetensors copy)"
+                if "weights_only" in str(exc) or "Unsupported global" in str(exc) else "")
+        raise ModelLoadError(f"Could not read embedding {path.name}: {first_line(exc)}{hint}") from None
     if not isinstance(data, dict):
         raise ModelLoadError(f"Embedding {path.name} holds a {type(data).__name__}, not a dict of tensors")
     return data
@@ -144,7 +157,7 @@ def available(search_dirs: Iterable[str | Path], explicit: Iterable[str | Path] 
                 found[path.stem] = path
     for item in explicit:
         path = Path(item).expanduser()
-        if not path.is_file():
+        if not path.exists() and not path.is_symlink():
             raise UserError(f"Embedding file not found: {path}")
-        found[path.stem] = path
+        found[path.stem] = regular_file(path, "embedding")
     return found

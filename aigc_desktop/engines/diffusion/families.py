@@ -5,13 +5,13 @@ weights). The CLIP BPE vocabulary lives once in `resources/tokenizer/` and serve
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from aigc_desktop.core.errors import ModelLoadError
+from aigc_desktop.core.errors import ModelLoadError, UserError
+from aigc_desktop.core.safe_io import load_json_file
 from aigc_desktop.core.paths import resources_dir
 
 FAMILIES = ("sd1", "sd2", "sdxl")
@@ -82,8 +82,8 @@ def family_config(family: str, prediction_type: str | None = None) -> FamilyConf
 @lru_cache(maxsize=64)
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        return load_json_file(path, "family config")
+    except (OSError, UserError) as exc:
         raise ModelLoadError(f"The app's family config {path} is missing or broken ({exc.__class__.__name__}); "
                              "reinstall the app") from None
 

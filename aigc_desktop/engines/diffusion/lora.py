@@ -18,6 +18,8 @@ from typing import Any, Iterable, Iterator
 
 from aigc_desktop.core import catalog, hashing
 from aigc_desktop.core.errors import ModelLoadError, UserError
+from aigc_desktop.core.safe_io import regular_file
+from aigc_desktop.core.safetensors_header import read_header
 
 log = logging.getLogger(__name__)
 # PEFT warns whenever a second adapter joins a model; several LoRAs at once is what we mean to do.
@@ -95,6 +97,7 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    read_header(regular_file(path, "LoRA"))  # regular file, bounded and schema-checked header, before reading
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:

@@ -23,7 +23,10 @@ from typing import Any
 
 import torch
 
-from aigc_desktop.core.errors import ModelLoadError
+from aigc_desktop.core import torch_files
+from aigc_desktop.core.errors import ModelLoadError, UserError, first_line
+from aigc_desktop.core.safe_io import MiB, load_json_file, loads_json, regular_file
+from aigc_desktop.core.safetensors_header import read_header
 from aigc_desktop.engines.stylegan import safe_pickle
 from aigc_desktop.engines.stylegan.generator import Generator
 
@@ -63,8 +66,9 @@ def detect_format(path: str | Path) -> str:
         if (path / CONFIG_FILE).is_file():
             return "aigc"
         raise ModelLoadError(f"{path.name} is a folder without {CONFIG_FILE}")
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise ModelLoadError(f"File not found: {path}")
+    regular_file(path, "StyleGAN file")  # a FIFO or device is never opened
     if path.suffix.lower() == ".json" and path.name == CONFIG_FILE:
         return "aigc"
     if path.suffix.lower() == ".safetensors":
@@ -107,6 +111,42 @@ def _load_strict(G: Generator, tensors: dict[str, torch.Tensor], source: str) ->
                          + (f" (+{len(wrong) - 1} more)" if len(wrong) > 1 else ""))
         raise ModelLoadError(f"{source} does not match its declared architecture: {'; '.join(parts)}")
     G.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v for k, v in tensors.items()})
+
+
+_LIMITS = {"z_dim": (1, 8192), "w_dim": (1, 8192), "c_dim": (0, 100_000), "img_channels": (1, 4),
+           "img_resolution": (4, 4096)}
+_KWARG_LIMITS = {"num_layers": (1, 64), "channel_base": (1, 1 << 20), "channel_max": (1, 16384),
+                 "num_fp16_res": (0, 16)}
+
+
+def check_generator_config(config: Any, label: str) -> dict[str, Any]:
+    """A generator config from a file (ours or a pickle's init arguments): the sizes that decide how much
+    memory the network takes are whole numbers in sane ranges, so a forged config never builds a network
+    of terabytes. Raises ModelLoadError naming the field and the file."""
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{label}: the generator config is malformed (not an object)")
+    for key, (lo, hi) in _LIMITS.items():
+        v = config.get(key)
+        if v is None:
+            continue  # missing fields are Generator.from_config's to name
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise ModelLoadError(f"{label}: {key} must be a whole number between {lo} and {hi}, "
+                                 f"got {str(v)[:24]!r}")
+    res = config.get("img_resolution")
+    if isinstance(res, int) and res & (res - 1):
+        raise ModelLoadError(f"{label}: img_resolution must be a power of 2, got {res}")
+    for group in ("mapping_kwargs", "synthesis_kwargs"):
+        kwargs = config.get(group)
+        if kwargs is None:
+            continue
+        if not isinstance(kwargs, dict):
+            raise ModelLoadError(f"{label}: {group} must be an object, got {type(kwargs).__name__}")
+        for key, (lo, hi) in _KWARG_LIMITS.items():
+            v = kwargs.get(key)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi):
+                raise ModelLoadError(f"{label}: {group}.{key} must be a whole number between {lo} and {hi}, "
+                                     f"got {str(v)[:24]!r}")
+    return config
 
 
 # ----------------------------------------------------------------------------------------- NVIDIA pickles
@@ -217,10 +257,10 @@ def load_nvidia_pickle(path: str | Path) -> LoadedGenerator:
     data = safe_pickle.load(path)
     stub, key = _network_stub(data, path)
     tensors = safe_pickle.state_dict(stub)
-    config = nvidia_config(stub, tensors)
+    config = check_generator_config(nvidia_config(stub, tensors), path.name)
     try:
         G = Generator.from_config(config)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise ModelLoadError(f"{path.name}: unsupported generator settings ({exc})") from None
     _load_strict(G, tensors, path.name)
     info = {"class_name": stub.class_name, "network": key, "init_kwargs": _jsonable(stub.init_kwargs)}
@@ -245,6 +285,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def _torch_load_safe(path: Path) -> Any:
+    # The archive's members (or a legacy file's storages) are checked against the file first.
+    if torch_files.check_archive(path) is None:
+        torch_files.check_legacy_storages(path)
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -254,8 +297,8 @@ def _torch_load_safe(path: Path) -> Any:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "Unsupported global" in str(exc) or "weights_only" in str(exc):
             raise ModelLoadError(f"{path.name} was refused: it needs Python objects beyond tensors "
-                                 f"({text[:160]})") from None
-        raise ModelLoadError(f"{path.name} is truncated or corrupted ({text[:160]})") from None
+                                 f"({text[:160]}); only tensors are loaded from .pt files") from None
+        raise ModelLoadError(f"{path.name} is truncated or corrupted ({text[:160]}); download it again") from None
 
 
 def rosinality_state(data: Any, path: Path) -> tuple[dict[str, torch.Tensor], Any, torch.Tensor | None]:
@@ -409,39 +452,44 @@ def load_ours(path: str | Path) -> LoadedGenerator:
     folder = path if path.is_dir() else path.parent
     document: dict[str, Any] = {}
     if path.is_dir() or path.name == CONFIG_FILE:
+        label = f"{folder.name}/{CONFIG_FILE}"
         try:
-            document = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"{folder.name}/{CONFIG_FILE} is unreadable: {exc}") from None
-        if document.get("format") != FORMAT_NAME:
-            raise ModelLoadError(f"{folder.name}/{CONFIG_FILE} is not an {FORMAT_NAME} config")
-        if int(document.get("format_version", 0)) > FORMAT_VERSION:
+            document = load_json_file(folder / CONFIG_FILE, label, max_bytes=4 * MiB)
+        except (OSError, UserError) as exc:
+            raise ModelLoadError(f"{label} is unreadable: {exc}") from None
+        if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
+            raise ModelLoadError(f"{label} is not an {FORMAT_NAME} config")
+        version, weights_name = document.get("format_version", 0), document.get("weights", WEIGHTS_FILE)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise ModelLoadError(f"{label}: format_version must be a whole number, got {type(version).__name__}")
+        if version > FORMAT_VERSION:
             raise ModelLoadError(f"{folder.name} was written by a newer version of this app")
-        weights = folder / str(document.get("weights", WEIGHTS_FILE))
+        if not isinstance(weights_name, str) or not weights_name or len(weights_name) > 255 or \
+                Path(weights_name).name != weights_name:
+            raise ModelLoadError(f"{label}: weights must be a file name in the folder, got {str(weights_name)[:40]!r}")
+        weights = folder / weights_name
         config = document.get("generator")
     else:
         weights = path
         config = None
-    from aigc_desktop.core.detect import HeaderError, read_safetensors_header
-
     try:
-        header = read_safetensors_header(weights)
-    except (HeaderError, OSError) as exc:
-        raise ModelLoadError(str(exc) if isinstance(exc, HeaderError) else f"Cannot read {weights}: {exc}") from None
+        header = read_header(weights)  # regular file, bounded and schema-checked
+    except OSError as exc:
+        raise ModelLoadError(f"Cannot read {weights}: {exc}") from None
     if config is None:
-        meta = header.get("__metadata__") or {}
-        try:
-            config = json.loads(meta[METADATA_KEY])
-        except (KeyError, ValueError):
+        if METADATA_KEY not in header.metadata:
             raise ModelLoadError(f"{weights.name} has StyleGAN weights but no config "
-                                 f"(keep it next to its {CONFIG_FILE})") from None
-    if not isinstance(config, dict):
-        raise ModelLoadError(f"{weights.name}: the generator config is malformed")
+                                 f"(keep it next to its {CONFIG_FILE})")
+        try:
+            config = loads_json(header.metadata[METADATA_KEY], what=f"the StyleGAN config in {weights.name}")
+        except UserError as exc:
+            raise ModelLoadError(f"{weights.name}: its config is unreadable ({exc})") from None
+    check_generator_config(config, weights.name)
     try:
         G = Generator.from_config(config)
         tensors = load_file(str(weights))
-    except (TypeError, ValueError) as exc:
-        raise ModelLoadError(f"{weights.name}: unsupported generator settings ({exc})") from None
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError, MemoryError) as exc:
+        raise ModelLoadError(f"{weights.name}: unsupported generator settings ({first_line(exc)})") from None
     except (SafetensorError, OSError) as exc:
         raise ModelLoadError(f"{weights.name} is truncated or corrupted ({exc})") from None
     _load_strict(G, tensors, weights.name)

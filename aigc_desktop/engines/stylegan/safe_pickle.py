@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import collections
 import io
+import os
 import pickle
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
@@ -23,6 +24,8 @@ from typing import Any, BinaryIO, Callable, Iterator
 import torch
 
 from aigc_desktop.core.errors import ModelLoadError
+from aigc_desktop.core.safe_io import regular_file
+from aigc_desktop.core.torch_files import BoundedReader
 
 
 class UnsafePickleError(ModelLoadError):
@@ -211,8 +214,10 @@ def load(path: str | Path) -> Any:
     """Unpickle a file with the restricted unpickler. Raises ModelLoadError with one clear line."""
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
-            return RestrictedUnpickler(fh).load()
+        real = regular_file(path, "network pickle") if os.path.lexists(path) else path  # never a FIFO or device
+        with open(real, "rb") as fh:
+            # Reads never ask for more than the file holds (an opcode may claim 2**60 bytes).
+            return RestrictedUnpickler(BoundedReader(fh, os.path.getsize(real))).load()
     except UnsafePickleError as exc:
         raise UnsafePickleError(f"{path.name}: {exc}") from None
     except ModelLoadError as exc:

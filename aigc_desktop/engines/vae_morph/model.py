@@ -16,7 +16,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from aigc_desktop.core.errors import ModelLoadError
+from aigc_desktop.core.errors import ModelLoadError, UserError, first_line
+from aigc_desktop.core.safe_io import load_json_file
+from aigc_desktop.core.safetensors_header import read_header
 from aigc_desktop.core.interpolate import lerp, slerp  # noqa: F401 - the one implementation, re-exported
 
 CONFIG_NAME = "vae_morph.json"
@@ -92,6 +94,23 @@ class MorphVAE(nn.Module):
         return self.decode(z), mu, logvar
 
 
+def check_config(data: object, label: str) -> dict:
+    """The fields of a vae_morph.json that size the network: whole numbers in sane ranges (a forged file
+    never builds a network of terabytes); one ModelLoadError naming the field and the file."""
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{label} is not a JSON object")
+    res, latent, channels = data.get("resolution", 64), data.get("latent_dim", 128), data.get("channels", [32])
+    if not isinstance(res, int) or isinstance(res, bool) or not 8 <= res <= 1024:
+        raise ModelLoadError(f"{label}: resolution must be a whole number between 8 and 1024, got {str(res)[:24]!r}")
+    if not isinstance(latent, int) or isinstance(latent, bool) or not 1 <= latent <= 8192:
+        raise ModelLoadError(f"{label}: latent_dim must be a whole number between 1 and 8192, got {str(latent)[:24]!r}")
+    if not isinstance(channels, list) or not 1 <= len(channels) <= 10 or not all(
+            isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= 4096 for c in channels):
+        raise ModelLoadError(f"{label}: channels must be a list of whole numbers between 1 and 4096, "
+                             f"got {str(channels)[:40]}")
+    return data
+
+
 def save_morph_vae(model: MorphVAE, folder: str | Path, dtype: torch.dtype = torch.float16,
                    extra: dict | None = None) -> Path:
     from safetensors.torch import save_file
@@ -112,9 +131,15 @@ def load_morph_vae(folder: str | Path, device: torch.device | str = "cpu",
 
     folder = Path(folder)
     try:
-        config = MorphVAEConfig.from_dict(json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8")))
+        data = load_json_file(folder / CONFIG_NAME, f"{folder.name}/{CONFIG_NAME}", max_bytes=1024 * 1024)
+        config = MorphVAEConfig.from_dict(check_config(data, f"{folder.name}/{CONFIG_NAME}"))
+        read_header(folder / WEIGHTS_NAME)  # regular file, bounded and schema-checked, before reading
         model = MorphVAE(config)
         model.load_state_dict(load_file(str(folder / WEIGHTS_NAME)))
+    except ModelLoadError:
+        raise
+    except UserError as exc:
+        raise ModelLoadError(f"Could not load morph VAE {folder.name}: {exc}") from None
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-        raise ModelLoadError(f"Could not load morph VAE {folder.name}: {str(exc).splitlines()[0]}") from exc
+        raise ModelLoadError(f"Could not load morph VAE {folder.name}: {first_line(exc)}") from None
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
