@@ -24,7 +24,7 @@ from aigc_desktop.core.jobs import (DiffusionJob, Emit, IsCancelled, JobResult, 
 from aigc_desktop.core.runner import EngineOptions
 from aigc_desktop.engines import device as devices
 from aigc_desktop.engines.cache import ModelCache, default_budget_bytes
-from aigc_desktop.engines.diffusion import conditioning, images, memory, modes
+from aigc_desktop.engines.diffusion import conditioning, decode, images, memory, modes
 from aigc_desktop.engines.diffusion import noise as noise_lib
 from aigc_desktop.engines.diffusion.loader import LoadedModel, load_model
 from aigc_desktop.engines.diffusion.preview import PreviewStream
@@ -43,22 +43,19 @@ def initial_noise(seeds: list[int], shape: tuple[int, ...]) -> tuple[torch.Tenso
 def estimate_bytes(path: Path, element_size: int) -> int:
     """Memory a model will take once loaded at `element_size` bytes per weight, from its files' headers
     (safetensors) or sizes (others), so the cache can make room before loading rather than after."""
-    from aigc_desktop.core.detect import HeaderError, read_safetensors_header
+    from aigc_desktop.core.errors import UserError
+    from aigc_desktop.core.safetensors_header import read_header
 
     files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
     total = 0
     for f in files:
         if f.suffix == ".safetensors":
             try:
-                header = read_safetensors_header(f)
-            except (HeaderError, OSError):
+                header = read_header(f)  # the one checked reader; a bad file is the loader's to report
+            except (UserError, OSError):
                 continue
-            for name, entry in header.items():
-                if name != "__metadata__" and entry.get("dtype") in ("F16", "BF16", "F32", "F64"):
-                    numel = 1
-                    for dim in entry.get("shape", ()):
-                        numel *= int(dim)
-                    total += numel * element_size
+            total += sum(t.numel * element_size for t in header.tensors.values()
+                         if t.dtype in ("F16", "BF16", "F32", "F64"))
         elif f.suffix in (".bin", ".ckpt", ".pt", ".pth"):
             total += f.stat().st_size * element_size // 4  # usually fp32 on disk
     return total
@@ -166,7 +163,11 @@ class DiffusionEngine:
             kwargs.update(image=inputs.image, strength=inputs.strength)
             if inputs.pipeline == "inpaint":
                 kwargs.update(mask_image=inputs.mask, padding_mask_crop=inputs.crop_padding)
-        made = list(pipe(**kwargs).images)
+        def retry_note() -> None:
+            emit(Status(job_id=spec.id, text="The VAE gave invalid values in half precision; decoding again in float32"))
+
+        with decode.finite_decode(pipe.vae, retry_note):  # NaN/Inf: float32 once, else fail (never black)
+            made = list(pipe(**kwargs).images)
         previews.finish()
         if inputs.overlay:
             made = modes.paste_over(pipe, inputs.mask, inputs.image, made)
