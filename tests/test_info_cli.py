@@ -77,8 +77,8 @@ def test_bad_files_give_one_line_and_exit_2(tmp_path, capsys):
                             (text, "error: notes.txt is not an image this app can read")):
         code, out, err = _run(capsys, target)
         assert code == 2 and out == "" and err.startswith(message) and err.count("\n") == 1
-    code, out, err = _run(capsys, junk)  # a PNG signature with garbage after it: nothing found, no crash
-    assert code == 0 and "No generation parameters found." in out
+    code, out, err = _run(capsys, junk)  # a PNG signature with garbage after it: one line, no crash
+    assert code == 2 and err.startswith("error: junk.png is not an image this app can read") and err.count("\n") == 1
     code, out, err = _run(capsys)  # no file given: argparse's message, one line
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
 

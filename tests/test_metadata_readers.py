@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from aigc_desktop.core.metadata import UnreadableImage, read_image_metadata, read_text_chunks
-from aigc_desktop.core.metadata_readers import comfy_scheduler, invoke_scheduler
+from aigc_desktop.core.metadata.samplers import comfy_scheduler, invoke_scheduler
 from tests import metadata_fixtures as fx
 
 
@@ -233,7 +233,7 @@ def test_no_metadata_and_bad_files(tmp_path):
     jpg = tmp_path / "plain.jpg"
     Image.new("RGB", (8, 8)).save(jpg)
     assert not read_image_metadata(jpg).found
-    with pytest.raises(UnreadableImage, match="No such file"):
+    with pytest.raises(UnreadableImage, match="not found"):
         read_image_metadata(tmp_path / "missing.png")
     junk = tmp_path / "junk.png"
     junk.write_bytes(b"this is not an image at all")

@@ -132,6 +132,11 @@ def _drop(qtbot, target, path, receiver=None):
     return enter.isAccepted(), drop.isAccepted()
 
 
+def _message(panel) -> tuple[str, bool, str]:
+    """(text, is an error, details) of the panel's last message line."""
+    return panel.last_message
+
+
 def test_drop_comfy_png_on_panel_restores(qtbot, panel, tmp_path):
     path = fx.png_with(tmp_path / "comfy.png", {"prompt": json.dumps(fx.COMFY_SDXL_REFINER)})
     seen = []
@@ -143,9 +148,9 @@ def test_drop_comfy_png_on_panel_restores(qtbot, panel, tmp_path):
     assert (panel.width_box.value(), panel.height_box.value(), panel.steps.value()) == (1024, 1024, 25)
     assert panel.scheduler.currentData() == "dpmpp_2m_karras" and panel.cfg.value() == 8.0
     assert panel.seed.seed() == -1  # ComfyUI's 64-bit seed does not fit
-    text = panel.message.text()
-    assert text.startswith("Restored from ComfyUI:") and "refiner sd_xl_refiner_1.0" in text
-    assert "Source:     ComfyUI" in panel.message.toolTip()
+    text, error, details = _message(panel)
+    assert text.startswith("Restored from ComfyUI:") and "refiner sd_xl_refiner_1.0" in text and not error
+    assert "Source:     ComfyUI" in details
     assert len(seen) == 1 and seen[0].source == "ComfyUI"
 
 
@@ -162,15 +167,23 @@ def test_drop_on_the_prompt_box_loads_instead_of_pasting_the_url(qtbot, panel, t
 def test_non_image_drop_is_ignored_and_bad_image_says_one_line(qtbot, panel, tmp_path):
     text_file = tmp_path / "notes.txt"
     text_file.write_text("hello")
-    assert _drop(qtbot, panel, text_file)[0] is False
+    panel.prompt.setPlainText("unchanged")
+    _drop(qtbot, panel, text_file)  # the panel may refuse it or say it is not an image: nothing changes
+    assert panel.prompt.toPlainText() == "unchanged"
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 3)
     panel.prompt.setPlainText("unchanged")
     panel.load_parameters_from(str(broken))
     assert panel.prompt.toPlainText() == "unchanged"
-    assert panel.message.text() == "No generation parameters found in broken.png."
+    text, error, _ = _message(panel)
+    assert error and text == "broken.png is not an image this app can read (no PNG image header)"
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (8, 8)).save(plain)
+    panel.load_parameters_from(str(plain))
+    assert _message(panel)[0] == "No generation parameters found in plain.png."
     panel.load_parameters_from(str(tmp_path / "gone.png"))
-    assert panel.message.text().startswith("No such file:") and "\n" not in panel.message.text()
+    text, error, _ = _message(panel)
+    assert error and text.endswith("gone.png: file not found") and "\n" not in text
 
 
 def test_load_button_opens_a_file_dialog(qtbot, panel, tmp_path, monkeypatch):

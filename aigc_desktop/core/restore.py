@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from aigc_desktop.core import hashing
-from aigc_desktop.core.metadata import ImageMetadata, _num, read_image_metadata
+from aigc_desktop.core.metadata import ImageMetadata, num, read_image_metadata
 from aigc_desktop.core.params import MAX_SEED, SCHEDULERS, GenerationParams, LoraRef
 
 # What the prompt panel shows (and so can take back); other targets pass their own set.
@@ -53,7 +53,7 @@ def _size(value: int, label: str, notes: list[str]) -> int | None:
 
 def _with_lora_tags(prompt: str, meta: ImageMetadata) -> tuple[str, bool]:
     """LoRAs loaded by nodes (ComfyUI, InvokeAI) become A1111 `<lora:name:weight>` tags in the prompt."""
-    tags = [f"<lora:{l.name}:{_num(1.0 if l.weight is None else l.weight)}>" for l in meta.loras
+    tags = [f"<lora:{l.name}:{num(1.0 if l.weight is None else l.weight)}>" for l in meta.loras
             if f"<lora:{l.name}" not in prompt]
     if not tags:
         return prompt, False
@@ -105,7 +105,7 @@ def restore_params(meta: ImageMetadata, current: GenerationParams,
         if 0 <= meta.cfg_scale <= 100:
             take("cfg_scale", meta.cfg_scale, "CFG scale")
         else:
-            notes.append(f"CFG scale {_num(meta.cfg_scale)}")
+            notes.append(f"CFG scale {num(meta.cfg_scale)}")
     if meta.width and meta.height:
         w, h = _size(meta.width, "width", notes), _size(meta.height, "height", notes)
         if w and h:
@@ -120,13 +120,13 @@ def restore_params(meta: ImageMetadata, current: GenerationParams,
         if "strength" in fields and meta.strength is not None:
             values["strength"] = float(meta.strength)
             done.append("denoising strength")
-        notes.append(f"{meta.mode}" + (f" (strength {_num(meta.strength)})" if meta.strength is not None else ""))
+        notes.append(f"{meta.mode}" + (f" (strength {num(meta.strength)})" if meta.strength is not None else ""))
     if meta.variation_seed is not None and meta.variation_strength:
         if {"variation_seed", "variation_strength"} <= fields and 0 <= meta.variation_seed <= MAX_SEED:
             values.update(variation_seed=meta.variation_seed, variation_strength=float(meta.variation_strength))
             done.append("variation seed")
         else:
-            notes.append(f"variation seed {meta.variation_seed} x{_num(meta.variation_strength)}")
+            notes.append(f"variation seed {meta.variation_seed} x{num(meta.variation_strength)}")
     if meta.clip_skip and meta.clip_skip > 1:
         if meta.clip_skip <= 12:
             take("clip_skip", meta.clip_skip, "clip skip")
