@@ -78,6 +78,8 @@ SCHEMA: tuple[Setting, ...] = (
     Setting("autosave_seconds", 60, "Write unsaved work to the recovery folder every N seconds (0: never)",
             minimum=0, maximum=3600),
     Setting("recent_projects", [], "Recently opened project files (File > Open Recent)"),
+    Setting("theme", "dark", "Colour theme", choices=("dark", "light")),
+    Setting("window_state", "", "Dock layout and window size (saved by the window on close)"),
 )
 
 _BY_KEY = {s.key: s for s in SCHEMA}

@@ -21,7 +21,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
     app.setApplicationName("AIGC Desktop")
     app.setOrganizationName("aigc-desktop")
-    window = MainWindow(Settings.load())
+    from aigc_desktop.ui.theme import apply_theme
+
+    settings = Settings.load()
+    apply_theme(settings.get("theme"), app)
+    window = MainWindow(settings)
     window.show()
     QTimer.singleShot(0, window.start_worker)
     # Ctrl+C / SIGTERM in the terminal close the window the normal way (settings saved, worker stopped).

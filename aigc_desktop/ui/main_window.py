@@ -1,35 +1,51 @@
-"""The main window: canvas in the centre, prompt panel, model gallery and job queue docks, status bar."""
+"""The main window, assembly only: the canvas in the centre with its tool bar and the one message area,
+docks (Prompt, StyleGAN, Layers, Models, Queue, Train, History), menus and shortcuts, wired to the
+view-models. Job specs are built by GenerationViewModel / StyleGANViewModel; edits are undo commands on
+the DocumentViewModel; results come back through the queue and land in the staging strip."""
 
 from __future__ import annotations
 
+import base64
 import logging
+from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Slot
-from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QScrollArea, QStatusBar, QTabWidget)
+from PySide6.QtCore import QByteArray, QPointF, QSize, Qt, QUrl, Slot
+from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QProgressBar, QPushButton,
+                               QScrollArea, QStatusBar, QTabWidget, QUndoView, QVBoxLayout, QWidget)
 
 from aigc_desktop import __version__
 from aigc_desktop.core import jobs
 from aigc_desktop.core.catalog import DIFFUSION_KINDS
+from aigc_desktop.core.document import Layer
+from aigc_desktop.core.document.composite import composite
 from aigc_desktop.core.errors import UserError
 from aigc_desktop.core.runner import EngineOptions
 from aigc_desktop.core.settings import Settings
+from aigc_desktop.ui.canvas import commands as cmd
+from aigc_desktop.ui.canvas.toolbar import CanvasToolBar
 from aigc_desktop.ui.canvas.view import CanvasView
 from aigc_desktop.ui.panels.gallery import ModelGallery
 from aigc_desktop.ui.panels.history import HistoryPanel
+from aigc_desktop.ui.panels.layers import LayersPanel
+from aigc_desktop.ui.panels.message_bar import MessageBar
 from aigc_desktop.ui.panels.prompt import PromptPanel
 from aigc_desktop.ui.panels.queue_dock import QueuePanel
 from aigc_desktop.ui.panels.settings_dialog import SettingsDialog
 from aigc_desktop.ui.panels.stylegan import StyleGANPanel
 from aigc_desktop.ui.panels.train import TrainPanel
-from aigc_desktop.ui.viewmodels.document import CanvasImage, DocumentViewModel
+from aigc_desktop.ui.viewmodels.document import DocumentViewModel, StagedResult
+from aigc_desktop.ui.viewmodels.generation import GenerationViewModel
 from aigc_desktop.ui.viewmodels.models import ModelsViewModel
 from aigc_desktop.ui.viewmodels.queue import QueueViewModel
 from aigc_desktop.ui.viewmodels.stylegan import StyleGANViewModel
 from aigc_desktop.ui.worker import Worker
 
 log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+IMAGE_LIMIT = 512 * 1024 * 1024  # bytes read for one imported image
 
 
 def _fmt_seconds(s: float | None) -> str:
@@ -43,65 +59,79 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None, engines: dict | None = None,
                  scan_models: bool = True) -> None:
         super().__init__()
-        self.setWindowTitle(f"AIGC Desktop {__version__}")
         self.resize(1400, 860)
         self.settings = settings or Settings.load()
         self._engines = engines
         self.worker: Worker | None = None
         self._closing = False
         self._native_shown = 512  # the size the prompt panel starts with
+        self.project_path: str | None = None
 
         # View-models (GUI thread)
         self.queue = QueueViewModel(parent=self)
         self.models = ModelsViewModel(self.settings.model_search_dirs(), parent=self)
         self.document = DocumentViewModel(parent=self)
+        self.generation = GenerationViewModel(self.document, parent=self)
+        self.stylegan = StyleGANViewModel(self.engine_options(), parent=self)
 
-        # Centre: canvas
+        # Centre: the message area over the canvas
         self.canvas = CanvasView(self.document)
-        self.setCentralWidget(self.canvas)
+        self.message_bar = MessageBar()
+        centre = QWidget()
+        centre_layout = QVBoxLayout(centre)
+        centre_layout.setContentsMargins(0, 0, 0, 0)
+        centre_layout.setSpacing(0)
+        centre_layout.addWidget(self.message_bar)
+        centre_layout.addWidget(self.canvas, 1)
+        self.setCentralWidget(centre)
+        self.canvas_toolbar = CanvasToolBar(self.canvas, self)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.canvas_toolbar)
 
         # Docks
         self.prompt_panel = PromptPanel()
+        self.prompt_panel.set_params(self.generation.params)
         self.gallery = ModelGallery(self.models)
         self.queue_panel = QueuePanel(self.queue)
         self.history_panel = HistoryPanel(self.document)
-        # Side docks run the full height (the history strip sits under the canvas only); tabs on top.
+        self.layers_panel = LayersPanel(self.document)
+        # Side docks run the full height (the bottom area sits under the canvas only); tabs on top.
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.setTabPosition(Qt.DockWidgetArea.AllDockWidgetAreas, QTabWidget.TabPosition.North)
         self.prompt_dock = self._dock("Prompt", self.prompt_panel, Qt.DockWidgetArea.LeftDockWidgetArea,
                                       scroll=True)
+        self.layers_dock = self._dock("Layers", self.layers_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self.gallery_dock = self._dock("Models", self.gallery, Qt.DockWidgetArea.RightDockWidgetArea)
         self.queue_dock = self._dock("Queue", self.queue_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        # The bottom area holds the history strip; the morph timeline docks here too (add_bottom_dock).
         self.history_dock = self._dock("History", self.history_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
-        # StyleGAN models get their own panel (tabbed with the prompt) and a live view with its own worker.
-        self.stylegan = StyleGANViewModel(self.engine_options(), parent=self)
         self.stylegan_panel = StyleGANPanel(self.stylegan)
         self.stylegan_dock = self._dock("StyleGAN", self.stylegan_panel, Qt.DockWidgetArea.LeftDockWidgetArea,
                                         scroll=True)
-        # Training on the user's own images, tabbed with the queue.
         self.train_panel = TrainPanel(self.queue, start_worker=self.start_worker)
         self.train_dock = self._dock("Train", self.train_panel, Qt.DockWidgetArea.RightDockWidgetArea, scroll=True)
+        self.tabifyDockWidget(self.gallery_dock, self.queue_dock)
         self.tabifyDockWidget(self.queue_dock, self.train_dock)
-        self.queue_dock.raise_()
+        self.gallery_dock.raise_()
         self.tabifyDockWidget(self.prompt_dock, self.stylegan_dock)
         # Both tabs stay (hiding a tabified dock leaves a stale tab bar); the one that fits the model is raised.
         self.stylegan_panel.setEnabled(False)
         self.prompt_dock.raise_()
-        # Raising a tab picks a model that fits it (the one of its kind used last), so the StyleGAN tab works
-        # at once when a StyleGAN model exists, and the Prompt tab returns to the last diffusion model.
         self.stylegan_dock.visibilityChanged.connect(self._on_stylegan_tab_shown)
         self.prompt_dock.visibilityChanged.connect(self._on_prompt_tab_shown)
 
-        # Status bar: message, progress, ETA, cancel
+        # Status bar: progress, ETA, cancel (messages go to the message area)
         self.status = QStatusBar()
         self.setStatusBar(self.status)
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(260)
         self.progress.setTextVisible(True)
+        self.progress.setToolTip("Progress of the running job")
         self.eta_label = QLabel("")
         self.eta_label.setMinimumWidth(150)
+        self.eta_label.setToolTip("Step, time so far, time left")
         self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the running job (Esc)")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel_running)
         self.status.addPermanentWidget(self.eta_label)
@@ -110,8 +140,11 @@ class MainWindow(QMainWindow):
 
         self._build_menus()
 
-        # Wiring
+        # Wiring: panels -> view-models -> queue; queue -> document -> canvas and panels
         self.prompt_panel.generate_requested.connect(self.generate)
+        self.prompt_panel.changed.connect(self._on_prompt_changed)
+        self.prompt_panel.message_shown.connect(self._on_panel_message)
+        self.generation.params_changed.connect(self._on_generation_params)
         self.prompt_panel.parameters_loaded.connect(self._on_parameters_loaded)
         self.history_panel.use_as_init_requested.connect(self._use_as_init)
         self.stylegan_panel.generate_requested.connect(self.generate)
@@ -124,14 +157,20 @@ class MainWindow(QMainWindow):
         self.queue.job_started.connect(self._on_started)
         self.queue.progress_changed.connect(self._on_progress)
         self.queue.status_changed.connect(self._on_status)
-        self.queue.preview_changed.connect(self._on_preview)
+        self.queue.preview_event.connect(self._on_preview)
         self.queue.job_finished.connect(self._on_finished)
         self.queue.job_failed.connect(self._on_failed)
         self.queue.job_cancelled.connect(self._on_cancelled)
-        self._sizes: dict[str, tuple[int, int]] = {}
+        self.canvas.message.connect(self.show_message)
+        self.document.message.connect(self.show_message)
+        self.canvas.files_dropped.connect(self._on_files_dropped)
+        self.canvas.image_dropped.connect(self._on_image_dropped)
+        self.document.undo_stack.cleanChanged.connect(self._update_title)
+        self._update_title()
 
+        self._restore_layout()
         for warning in self.settings.warnings:
-            self.status.showMessage(warning, 10000)
+            self.show_message(warning)
         if self.settings.get("last_model"):
             self.models.prefer(self.settings.get("last_model"))
         if scan_models:
@@ -155,37 +194,139 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
+    def add_bottom_dock(self, title: str, widget) -> QDockWidget:
+        """A dock under the canvas, tabbed with the history (the morph timeline goes here)."""
+        dock = self._dock(title, widget, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.history_dock, dock)
+        self.view_menu.addAction(dock.toggleViewAction())
+        return dock
+
+    def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        a = QAction(text, self)
+        if shortcut is not None:
+            a.setShortcut(QKeySequence(shortcut))
+        if tip:
+            a.setToolTip(tip)
+            a.setStatusTip(tip)
+        a.triggered.connect(slot)
+        menu.addAction(a)
+        return a
+
     def _build_menus(self) -> None:
-        file_menu = self.menuBar().addMenu("&File")
-        open_model = QAction("Open model…", self)
-        open_model.triggered.connect(self.gallery._open_file)
-        file_menu.addAction(open_model)
-        outputs = QAction("Open outputs folder", self)
-        outputs.triggered.connect(lambda: QDesktopServices.openUrl(
-            QUrl.fromLocalFile(str(self.settings.outputs_dir()))))
-        file_menu.addAction(outputs)
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self.file_menu = file_menu
+        self.new_action = self._action(file_menu, "New", self.new_project, QKeySequence.StandardKey.New)
+        self.open_action = self._action(file_menu, "Open…", lambda: self.open_project(None),
+                                        QKeySequence.StandardKey.Open)
+        self.save_action = self._action(file_menu, "Save", lambda: self.save_project(self.project_path),
+                                        QKeySequence.StandardKey.Save)
+        self.save_as_action = self._action(file_menu, "Save As…", lambda: self.save_project(None, ask=True),
+                                           QKeySequence.StandardKey.SaveAs)
+        self.revert_action = self._action(file_menu, "Revert", self.revert_project)
         file_menu.addSeparator()
-        quit_action = QAction("Quit", self)
-        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.close)
-        file_menu.addAction(quit_action)
-        edit_menu = self.menuBar().addMenu("&Edit")
-        settings_action = QAction("Settings…", self)
-        settings_action.triggered.connect(self.open_settings)
-        edit_menu.addAction(settings_action)
-        gen_menu = self.menuBar().addMenu("&Generate")
-        generate = QAction("Generate", self)
-        generate.setShortcut(QKeySequence("Ctrl+Return"))
-        generate.triggered.connect(self.generate)
-        gen_menu.addAction(generate)
-        cancel = QAction("Cancel", self)
-        cancel.setShortcut(QKeySequence("Escape"))
-        cancel.triggered.connect(self.cancel_running)
-        gen_menu.addAction(cancel)
-        view_menu = self.menuBar().addMenu("&View")
-        for dock in (self.prompt_dock, self.stylegan_dock, self.gallery_dock, self.queue_dock, self.history_dock,
-                     self.train_dock):
-            view_menu.addAction(dock.toggleViewAction())
+        self._action(file_menu, "Import image…", self.import_image_dialog, "Ctrl+I",
+                     "Add an image file as a new layer at the frame")
+        export = file_menu.addMenu("Export as PNG")
+        self._action(export, "Visible canvas…", lambda: self.export_dialog("canvas"))
+        self._action(export, "Frame…", lambda: self.export_dialog("frame"), "Ctrl+E")
+        self._action(export, "Selected layer…", lambda: self.export_dialog("layer"))
+        file_menu.addSeparator()
+        self._action(file_menu, "Open model…", self.gallery._open_file)
+        self._action(file_menu, "Open outputs folder", lambda: QDesktopServices.openUrl(
+            QUrl.fromLocalFile(str(self.settings.outputs_dir()))))
+        file_menu.addSeparator()
+        self._action(file_menu, "Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        edit = bar.addMenu("&Edit")
+        stack = self.document.undo_stack
+        self.undo_action = stack.createUndoAction(self, "Undo")
+        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
+        self.redo_action = stack.createRedoAction(self, "Redo")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence.StandardKey.Redo])
+        edit.addAction(self.undo_action)
+        edit.addAction(self.redo_action)
+        self._action(edit, "Undo History", self.show_undo_history, tip="Every edit; click one to go back to it")
+        edit.addSeparator()
+        self._action(edit, "Copy frame", lambda: self.copy_to_clipboard("frame"), QKeySequence.StandardKey.Copy,
+                     "Copy the visible pixels under the frame")
+        self._action(edit, "Copy selected layer", lambda: self.copy_to_clipboard("layer"))
+        self._action(edit, "Paste as layer", self.paste_from_clipboard, QKeySequence.StandardKey.Paste,
+                     "Paste an image from the clipboard as a new layer at the frame")
+        edit.addSeparator()
+        self._action(edit, "Clear mask", lambda: self.document.push(cmd.clear_mask_command(self.document.doc)),
+                     "Ctrl+Shift+X")
+        edit.addSeparator()
+        self._action(edit, "Settings…", self.open_settings)
+
+        gen = bar.addMenu("&Generate")
+        self.generate_action = self._action(gen, "Generate", self.generate, "Ctrl+Return")
+        self.generate_action.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
+        self._action(gen, "Cancel", self.cancel_running, "Escape")
+        gen.addSeparator()
+        self._action(gen, "Accept staged result", self.document.accept_staged, "Ctrl+Shift+Return")
+        self._action(gen, "Discard staged results", lambda: self.document.discard_staged(), "Ctrl+Backspace")
+
+        view = bar.addMenu("&View")
+        self.view_menu = view
+        self._action(view, "Zoom in", lambda: self.canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn)
+        self._action(view, "Zoom out", lambda: self.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut)
+        self._action(view, "Fit", self.canvas.fit, "Ctrl+0")
+        self._action(view, "100 %", self.canvas.zoom_100, "Ctrl+1")
+        self._action(view, "Show frame", lambda: self.canvas.show_rect(self.document.doc.frame.rect), "Ctrl+2")
+        self._action(view, "Smaller brush", lambda: self.canvas.set_brush(size=self.canvas.brush.size / 1.2), "[")
+        self._action(view, "Larger brush", lambda: self.canvas.set_brush(size=self.canvas.brush.size * 1.2), "]")
+        view.addSeparator()
+        for dock in (self.prompt_dock, self.stylegan_dock, self.layers_dock, self.gallery_dock, self.queue_dock,
+                     self.history_dock, self.train_dock):
+            view.addAction(dock.toggleViewAction())
+        view.addAction(self.canvas_toolbar.toggleViewAction())
+
+    # -- title, messages
+    def _update_title(self, *_args) -> None:
+        name = Path(self.project_path).name if self.project_path else "Untitled"
+        self.setWindowTitle(f"{name}[*] — AIGC Desktop {__version__}")
+        self.setWindowModified(not self.document.undo_stack.isClean())
+
+    @Slot(str, bool)
+    def show_message(self, text: str, error: bool = False, details: str = "", action=None) -> None:
+        self.message_bar.show_message(text, error=error, details=details, action=action)
+
+    @Slot(str, bool)
+    def _on_panel_message(self, text: str, error: bool) -> None:
+        self.show_message(text, error, details=self.prompt_panel.last_message[2])
+
+    def show_undo_history(self) -> None:
+        if not hasattr(self, "undo_view"):
+            self.undo_view = QUndoView(self.document.undo_stack)
+            self.undo_view.setEmptyLabel("Opened document")
+            self.undo_view.setWindowTitle("Undo History")
+            self.undo_dock = self._dock("Undo History", self.undo_view, Qt.DockWidgetArea.RightDockWidgetArea)
+            self.tabifyDockWidget(self.layers_dock, self.undo_dock)
+        self.undo_dock.show()
+        self.undo_dock.raise_()
+
+    # -- project hooks (the project feature fills these in)
+    def new_project(self) -> None:
+        """Start an empty document."""
+        from aigc_desktop.core.document import Document
+
+        self.document.doc.load_from(Document.new(self.document.doc.frame.width, self.document.doc.frame.height))
+        self.project_path = None
+        self.document.undo_stack.setClean()
+        self._update_title()
+
+    def open_project(self, path: str | None) -> None:
+        """Open a .aigc project (to be filled by the project feature)."""
+        self.show_message("Project files are not available in this build yet")
+
+    def save_project(self, path: str | None = None, ask: bool = False) -> None:
+        """Save the document as a .aigc project (to be filled by the project feature); marks it clean."""
+        self.show_message("Project files are not available in this build yet")
+
+    def revert_project(self) -> None:
+        if self.project_path:
+            self.open_project(self.project_path)
 
     # -- worker
     def engine_options(self) -> EngineOptions:
@@ -196,7 +337,8 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def start_worker(self) -> None:
-        """Start the worker thread (torch is imported there, after the window is shown)."""
+        """Start the worker (torch is imported there, after the window is shown). The one place a worker is
+        made: the engine process client replaces it here."""
         if self.worker is None and not self._closing:
             self.worker = Worker(self.queue.queue, self.engine_options(), engines=self._engines)
             self.worker.start()
@@ -207,45 +349,43 @@ class MainWindow(QMainWindow):
             self.worker.stop()
             self.worker = None
 
-    # -- actions
-    def build_job(self) -> jobs.JobSpec:
+    # -- jobs
+    def build_jobs(self) -> list[jobs.JobSpec]:
         info = self.models.selected
-        if info is None:
-            raise UserError("Pick a model in the Models panel first")
-        if info.kind == "stylegan":
-            return self.stylegan.build_job()
-        if info.kind not in DIFFUSION_KINDS:
-            detail = f": {info.note}" if info.note else ""
-            raise UserError(f"{info.name} is a {info.label}, not a model that generates images{detail}")
-        params = self.prompt_panel.params().with_seed_resolved()
-        ref = jobs.ModelRef(info.path, kind=info.kind, family=self.models.family_override or info.family,
-                            vae=self.models.vae_override, prediction_type=self.models.prediction_override)
-        return jobs.DiffusionJob(model=ref, params=params)
+        if info is not None and info.kind == "stylegan":
+            return [self._targeted(self.stylegan.build_job())]
+        return self.generation.build_jobs(info, family=self.models.family_override, vae=self.models.vae_override,
+                                          prediction=self.models.prediction_override)
+
+    def build_job(self) -> jobs.JobSpec:
+        return self.build_jobs()[0]
+
+    def _targeted(self, spec: jobs.JobSpec) -> jobs.JobSpec:
+        if spec.target is None:
+            spec = replace(spec, target={"frame": list(self.document.doc.frame.rect), "layer_id": None})
+        return spec
 
     @Slot()
     def generate(self) -> str | None:
+        """Queue what the prompt (or StyleGAN) panel describes; returns the first job's id."""
         try:
-            spec = self.build_job()
-            job_id = self.queue.submit(spec)
+            specs = self.build_jobs()
+            ids = [self.queue.submit(spec) for spec in specs]
         except (UserError, ValueError) as exc:
-            self.prompt_panel.show_message(str(exc), error=True)
-            self.status.showMessage(str(exc), 8000)
+            self.show_message(str(exc), error=True)
             return None
-        self.prompt_panel.show_message("")
-        params = getattr(spec, "params", None)
-        if params is not None:
-            self.prompt_panel.last_seed = params.seed
-            self._sizes[job_id] = (params.width, params.height)
+        self.message_bar.clear()
+        self.prompt_panel.last_seed = self.generation.last_seed
         self.start_worker()
-        return job_id
+        return ids[0] if ids else None
 
     @Slot(object)
     def submit_job(self, spec: jobs.JobSpec) -> str | None:
-        """Queue a ready spec (StyleGAN seed grids and walks)."""
+        """Queue a ready spec (StyleGAN seed grids, walks, training): the one way every panel submits."""
         try:
-            job_id = self.queue.submit(spec)
+            job_id = self.queue.submit(self._targeted(spec) if getattr(spec, "image_count", 1) else spec)
         except (UserError, ValueError) as exc:
-            self.status.showMessage(str(exc), 8000)
+            self.show_message(str(exc), error=True)
             return None
         self.start_worker()
         return job_id
@@ -279,6 +419,9 @@ class MainWindow(QMainWindow):
         if dialog.exec():
             self._save_settings()
             self.models.set_folders(self.settings.model_search_dirs())
+            from aigc_desktop.ui.theme import apply_theme
+
+            apply_theme(self.settings.get("theme"))
             if self.worker is not None and self.queue.queue.running() is None:
                 # New device / thread settings take effect with a fresh worker.
                 self.stop_worker()
@@ -288,9 +431,23 @@ class MainWindow(QMainWindow):
         try:
             self.settings.save()
         except OSError as exc:
-            self.status.showMessage(f"Could not save settings: {exc}", 8000)
+            self.show_message(f"Could not save settings: {exc}", error=True)
 
-    # -- job events
+    # -- prompt <-> generation view-model
+    @Slot()
+    def _on_prompt_changed(self) -> None:
+        self.generation.set_params(self.prompt_panel.params())
+
+    @Slot(object)
+    def _on_generation_params(self, params) -> None:
+        panel = self.prompt_panel
+        for box, value in ((panel.width_box, params.width), (panel.height_box, params.height)):
+            if box.value() != value:
+                box.blockSignals(True)
+                box.setValue(value)
+                box.blockSignals(False)
+
+    # -- model selection
     @Slot(object)
     def _on_model_selected(self, info) -> None:
         is_stylegan = info is not None and info.kind == "stylegan"
@@ -308,6 +465,8 @@ class MainWindow(QMainWindow):
             if {panel.width_box.value(), panel.height_box.value()} == {self._native_shown}:
                 panel.set_default_size(native)
             self._native_shown = native
+        self.document.doc.model = None if info is None else {"name": info.name, "path": info.path,
+                                                             "kind": info.kind, "family": info.family}
 
     def _update_stylegan_tab(self) -> None:
         selected = self.models.selected
@@ -333,7 +492,8 @@ class MainWindow(QMainWindow):
                 self.models.select(info)
 
     @Slot(object)
-    def _use_as_init(self, entry: CanvasImage) -> None:
+    def _use_as_init(self, entry) -> None:
+        """A history image as the init image file of More options (the file-based way)."""
         self.prompt_panel.options.use_image(entry.image, entry.path)
         self.prompt_panel.width_box.setValue(entry.image.width // 8 * 8)
         self.prompt_panel.height_box.setValue(entry.image.height // 8 * 8)
@@ -349,6 +509,15 @@ class MainWindow(QMainWindow):
         if info is not None:
             self.models.select(info)
             self.status.showMessage(f"Model {info.name} selected from the image's metadata", 8000)
+
+    # -- job events
+    def _target_rect(self, job_id: str, size: tuple[int, int] | None = None) -> tuple[int, int, int, int]:
+        spec = self.queue.spec(job_id)
+        frame = (spec.target or {}).get("frame") if spec is not None and spec.target else None
+        x, y, w, h = frame if frame else self.document.doc.frame.rect
+        if size is not None and tuple(size) != (w, h):
+            w, h = size
+        return int(x), int(y), int(w), int(h)
 
     @Slot(str)
     def _on_started(self, job_id: str) -> None:
@@ -366,16 +535,19 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_live_image(self, image) -> None:
-        self.document.show_preview(image, image.width, image.height)
+        f = self.document.doc.frame
+        self.document.show_preview("stylegan-live", 0, image, (f.x, f.y, image.width, image.height))
 
     @Slot(str, str)
     def _on_status(self, job_id: str, text: str) -> None:
         self.status.showMessage(text)
 
     @Slot(str, object)
-    def _on_preview(self, job_id: str, image) -> None:
-        w, h = self._sizes.get(job_id, (image.width * 8, image.height * 8))
-        self.document.show_preview(image, w, h)
+    def _on_preview(self, job_id: str, event: jobs.Preview) -> None:
+        spec = self.queue.spec(job_id)
+        if spec is not None and spec.target is None:
+            return
+        self.document.show_preview(job_id, event.index, event.image, self._target_rect(job_id))
 
     def _job_done(self) -> None:
         self.cancel_button.setEnabled(self.queue.running_id() is not None)
@@ -389,17 +561,37 @@ class MainWindow(QMainWindow):
         if job_id in self._conversions:
             self.models.add_model_path(self._conversions.pop(job_id))
         paths = list(event.paths) + [None] * (len(event.images) - len(event.paths))
-        self.document.add_images([CanvasImage(img, rec, path)
-                                  for img, rec, path in zip(event.images, event.records, paths)])
+        results = [StagedResult(img, dict(rec), path, self._target_rect(job_id, img.size), job_id)
+                   for img, rec, path in zip(event.images, event.records, paths)]
+        spec = self.queue.spec(job_id)
+        if isinstance(spec, jobs.StyleGANJob) and len(results) > 1:
+            results.insert(0, self._grid_result(results, job_id))
+        if results:
+            self.document.stage(results)
         where = f" · saved to {Path(event.paths[0]).parent}" if event.paths else ""
         self.status.showMessage(f"Done in {_fmt_seconds(event.elapsed)}{where}", 10000)
+
+    def _grid_result(self, results: list[StagedResult], job_id: str) -> StagedResult:
+        """A seed grid as one image in rows and columns (each seed also stays a result of its own)."""
+        from PIL import Image
+
+        n = len(results)
+        cols = int(n ** 0.5 + 0.999)
+        rows = -(-n // cols)
+        w, h = results[0].image.size
+        grid = Image.new("RGB", (cols * w, rows * h), (0, 0, 0))
+        for i, r in enumerate(results):
+            grid.paste(r.image.convert("RGB"), ((i % cols) * w, (i // cols) * h))
+        record = {**results[0].record, "grid_seeds": [r.record.get("seed") for r in results]}
+        x, y = self._target_rect(job_id)[:2]
+        return StagedResult(grid, record, None, (x, y, grid.width, grid.height), job_id)
 
     @Slot(str, str, str)
     def _on_failed(self, job_id: str, message: str, details: str) -> None:
         self._job_done()
         self.progress.setValue(0)
-        self.status.showMessage(f"Failed: {message}", 15000)
-        self.prompt_panel.show_message(message, error=True)
+        self.status.showMessage("Failed", 15000)
+        self.show_message(message, error=True, details=details)
 
     @Slot(str)
     def _on_cancelled(self, job_id: str) -> None:
@@ -407,12 +599,165 @@ class MainWindow(QMainWindow):
         self.progress.setValue(0)
         self.status.showMessage("Cancelled", 5000)
 
+    # -- in and out
+    def read_image_file(self, path: str):
+        """An image file as RGBA pixels; one clear line for a bad file."""
+        import io
+
+        from PIL import Image, UnidentifiedImageError
+
+        from aigc_desktop.core.safe_io import read_bytes
+
+        data = read_bytes(path, IMAGE_LIMIT, "image")
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                im.load()
+                return im.convert("RGBA")
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
+            raise UserError(f"Cannot read {Path(path).name} as an image: {exc}") from None
+
+    def add_image_layer(self, image, name: str = "Image", at: QPointF | None = None,
+                        record: dict | None = None) -> str:
+        """A new layer (one undo step) at the frame, or centred where it was dropped."""
+        f = self.document.doc.frame
+        x, y = f.x, f.y
+        if at is not None:
+            x, y = int(at.x() - image.width / 2), int(at.y() - image.height / 2)
+        layer = Layer(image, name=name, x=x, y=y, record=record)
+        self.document.push(cmd.AddLayerCommand(self.document.doc, layer, text=f"Import {name}"))
+        return layer.id
+
+    def import_image(self, path: str, at: QPointF | None = None) -> str | None:
+        """Import a file as a layer; a PNG with generation parameters offers to restore them."""
+        from aigc_desktop.core.metadata import read_image_metadata
+
+        try:
+            image = self.read_image_file(path)
+        except UserError as exc:
+            self.show_message(str(exc), error=True)
+            return None
+        try:
+            meta = read_image_metadata(path)
+        except Exception:  # noqa: BLE001 - unreadable metadata never stops an import
+            meta = None
+        layer_id = self.add_image_layer(image, Path(path).stem[:40], at,
+                                        record=meta.record if meta is not None and meta.record else None)
+        if meta is not None and meta.found:
+            self.show_message(f"{Path(path).name} holds generation parameters ({meta.source or 'unknown tool'}).",
+                              action=("Restore parameters", lambda: self.prompt_panel.load_parameters_from(path)))
+        return layer_id
+
+    def import_image_dialog(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Import images", "",
+                                                "Images (*.png *.jpg *.jpeg *.webp *.bmp);;All files (*)")
+        for path in paths:
+            self.import_image(path)
+
+    @Slot(list, QPointF)
+    def _on_files_dropped(self, paths: list, pos: QPointF) -> None:
+        images = [p for p in paths if Path(p).suffix.lower() in IMAGE_SUFFIXES]
+        for path in images:
+            self.import_image(path, pos)
+        others = [Path(p).name for p in paths if p not in images]
+        if others:
+            self.show_message(f"Not an image: {', '.join(others[:3])}", error=True)
+
+    @Slot(object, QPointF)
+    def _on_image_dropped(self, qimage, pos: QPointF) -> None:
+        from aigc_desktop.ui.qt_image import qimage_to_pil
+
+        self.add_image_layer(qimage_to_pil(qimage), "Dropped image", pos)
+
+    def paste_from_clipboard(self) -> str | None:
+        from aigc_desktop.ui.qt_image import qimage_to_pil
+
+        mime = QGuiApplication.clipboard().mimeData()
+        if mime is not None and mime.hasImage():
+            image = QGuiApplication.clipboard().image()
+            if not image.isNull():
+                return self.add_image_layer(qimage_to_pil(image), "Pasted image")
+        if mime is not None and mime.hasUrls():
+            files = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
+            if files:
+                return self.import_image(files[0])
+        self.show_message("The clipboard holds no image")
+        return None
+
+    def export_image(self, what: str):
+        """(PIL image, record or None) for 'canvas' (all visible layers), 'frame' or 'layer' (selected)."""
+        doc = self.document.doc
+        if what == "layer":
+            layer = self.document.selected
+            if layer.kind != "image":
+                raise UserError("Select an image layer to export it")
+            return layer.image, layer.record
+        rect = doc.frame.rect if what == "frame" else doc.bounds()
+        image = composite(doc, rect)
+        record = None
+        if what == "frame":  # one generated layer filling the frame keeps its record
+            covering = [la for la in doc.layers if la.visible and la.record and la.rect == rect]
+            record = covering[-1].record if covering else None
+        return image, record
+
+    def export_png(self, what: str, path: str) -> str:
+        from aigc_desktop.core.outputs import save_image
+
+        image, record = self.export_image(what)
+        if record:
+            return str(save_image(image, path, record))
+        import io
+
+        from aigc_desktop.core.files import atomic_write
+
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        atomic_write(path, buf.getvalue())
+        return path
+
+    def export_dialog(self, what: str) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export PNG", f"{what}.png", "PNG images (*.png)")
+        if not path:
+            return
+        try:
+            saved = self.export_png(what, path)
+        except (UserError, OSError) as exc:
+            self.show_message(str(exc), error=True)
+            return
+        self.show_message(f"Exported {Path(saved).name}")
+
+    def copy_to_clipboard(self, what: str = "frame") -> None:
+        from aigc_desktop.ui.qt_image import pil_to_qimage
+
+        try:
+            image, _record = self.export_image(what)
+        except UserError as exc:
+            self.show_message(str(exc), error=True)
+            return
+        QGuiApplication.clipboard().setImage(pil_to_qimage(image))
+        self.status.showMessage("Copied to the clipboard", 3000)
+
     # -- lifecycle
+    def _restore_layout(self) -> None:
+        state = self.settings.get("window_state")
+        if not state:
+            return
+        try:
+            geometry, docks = state.split(";", 1)
+            self.restoreGeometry(QByteArray(base64.b64decode(geometry)))
+            self.restoreState(QByteArray(base64.b64decode(docks)))
+        except (ValueError, TypeError):
+            pass  # an old or damaged layout: the default one
+
+    def _layout_state(self) -> str:
+        return (base64.b64encode(bytes(self.saveGeometry())).decode() + ";" +
+                base64.b64encode(bytes(self.saveState())).decode())
+
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
         self._closing = True
         if self.models.selected is not None:
             self.settings.set("last_model", self.models.selected.path)
-            self._save_settings()
+        self.settings.set("window_state", self._layout_state())
+        self._save_settings()
         self.stop_worker()
         self.stylegan.shutdown()
         self.models.join()

@@ -66,10 +66,14 @@ def test_generate_shows_progress_previews_and_image(qtbot, fake_window):
     assert job_id is not None
     assert w.queue.rows[job_id].state is JobState.FINISHED
     assert len(previews) == 6
-    assert len(w.canvas.image_items) == 1 and len(w.document.images) == 1
-    assert w.document.images[0].record["prompt"] == "a red apple"
+    # The result waits in the staging strip over the frame (and in the history) until accepted.
+    staged = w.document.staged
+    assert len(staged) == 1 and w.canvas.staged_item.isVisible() and w.canvas.staging_bar.isVisible()
+    assert staged[0].record["prompt"] == "a red apple"
+    assert staged[0].rect == w.document.doc.frame.rect
     assert w.progress.value() == w.progress.maximum()
-    assert w.document.images[0].path and w.document.images[0].path.endswith(".png")  # saved by the worker
+    assert staged[0].path and staged[0].path.endswith(".png")  # saved by the worker
+    assert not w.canvas.preview_item.isVisible()
     assert not w.cancel_button.isEnabled()
 
 
@@ -84,7 +88,7 @@ def test_cancel_from_status_bar(qtbot, fake_window):
     with qtbot.waitSignal(w.queue.job_cancelled, timeout=10000):
         w.cancel_button.click()
     assert w.queue.rows[job_id].state is JobState.CANCELLED
-    assert w.canvas.image_items == [] and w.canvas.preview_item is None
+    assert w.document.staged == [] and not w.canvas.preview_item.isVisible()
 
 
 class FailOnce(FakeEngine):
@@ -105,11 +109,10 @@ def test_failed_job_message_then_next_job_works(qtbot, models_dir):
         set_prompt(w, steps=2)
         with qtbot.waitSignal(w.queue.job_failed, timeout=10000):
             w.generate()
-        assert "truncated" in w.prompt_panel.message.text()
-        assert "truncated" in w.statusBar().currentMessage()
+        assert "truncated" in w.message_bar.text() and w.message_bar.isVisible()  # the one message area
         with qtbot.waitSignal(w.queue.job_finished, timeout=10000):
             w.generate()
-        assert len(w.canvas.image_items) == 1
+        assert len(w.document.staged) == 1 and not w.message_bar.isVisible()
     finally:
         w.close()
 
@@ -118,7 +121,7 @@ def test_bad_parameters_are_reported_not_queued(qtbot, fake_window):
     w = fake_window
     w.models.select(None)
     assert w.generate() is None
-    assert "Pick a model" in w.prompt_panel.message.text()
+    assert "Pick a model" in w.message_bar.text()
     assert w.queue.rows == {}
 
 
@@ -153,7 +156,7 @@ def test_real_tiny_model_generation_lands_on_canvas(qtbot, models_dir):
         event = blocker.args[1]
         assert isinstance(event, jobs.Finished) and event.images[0].size == (64, 64)
         assert event.records[0]["seed"] == 7
-        assert len(w.canvas.image_items) == 1
+        assert len(w.document.staged) == 1
         assert w.prompt_panel.last_seed == 7
         assert len(preview_threads) == 3 and set(preview_threads) == {main_thread}
     finally:
@@ -201,7 +204,9 @@ def test_history_collects_results_newest_first(qtbot, fake_window):
     assert history.list.count() == 3
     assert history.entry_for(history.list.item(0)).record["prompt"] == "second"
     assert history.entry_for(history.list.item(2)).record["prompt"] == "first"
-    history._activate(history.list.item(2))  # no crash; the canvas centres on it
+    w.document.discard_staged()
+    history._activate(history.list.item(2))  # back in the staging strip
+    assert [r.record["prompt"] for r in w.document.staged] == ["first"]
 
 
 def test_dropping_an_image_restores_params_and_selects_its_model(qtbot, fake_window, tmp_path):

@@ -128,13 +128,15 @@ class HistoryItem:
 
     def __init__(self, record: dict, image: Image.Image | None = None, *, id: str | None = None,
                  width: int | None = None, height: int | None = None, created: float | None = None,
-                 loader: Loader | None = None, thumb_loader: Callable[[int], Image.Image] | None = None) -> None:
+                 loader: Loader | None = None, thumb_loader: Callable[[int], Image.Image] | None = None,
+                 path: str | None = None) -> None:
         if image is None and (loader is None or width is None or height is None):
             raise ValueError("A history item needs an image, or a loader with its size")
         if image is not None:
             width, height = image.size
         self.id = id or new_id()
         self.record = record
+        self.path = path  # where the worker saved it, when it did (not part of the document's identity)
         self.width, self.height = int(width), int(height)
         self.created = time.time() if created is None else float(created)
         self._image = image

@@ -1,19 +1,23 @@
-"""History: thumbnails of everything made this session (newest first); click to bring it to the canvas."""
+"""History: thumbnails of everything made in this document (newest first). Double-click puts a result
+back in the staging strip over the frame, so nothing made is lost by not accepting it at once."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices, QIcon
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QMenu, QVBoxLayout, QWidget
 
+from aigc_desktop.core.document import HistoryItem, events as ev
 from aigc_desktop.ui.qt_image import pil_to_pixmap
-from aigc_desktop.ui.viewmodels.document import CanvasImage, DocumentViewModel
+from aigc_desktop.ui.viewmodels.document import DocumentViewModel, StagedResult
 
 THUMB = 96
 
 
 class HistoryPanel(QWidget):
-    use_as_init_requested = Signal(object)  # CanvasImage to take as the init image (img2img)
+    use_as_init_requested = Signal(object)  # HistoryItem to take as the init image file (More options)
 
     def __init__(self, document: DocumentViewModel, parent=None) -> None:
         super().__init__(parent)
@@ -28,6 +32,8 @@ class HistoryPanel(QWidget):
         self.list.setSpacing(4)
         self.list.setFlow(QListWidget.Flow.LeftToRight)
         self.list.setWrapping(False)  # one strip of thumbnails, newest on the left
+        self.list.setToolTip("Everything generated in this document; double-click to stage it over the frame "
+                             "again, right-click for more")
         self.setMaximumHeight(THUMB + 48)
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._menu)
@@ -35,29 +41,44 @@ class HistoryPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.list)
-        self.entries: list[CanvasImage] = []
-        document.images_added.connect(self.on_images_added)
+        document.changed.connect(self._on_event)
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        self.list.clear()
+        for item in self.document.doc.history:
+            self._add(item)
 
     @Slot(object)
-    def on_images_added(self, items: list[CanvasImage]) -> None:
-        for entry in items:
-            thumb = entry.image.copy()
-            thumb.thumbnail((THUMB, THUMB))
-            item = QListWidgetItem(QIcon(pil_to_pixmap(thumb)), "")
-            record = entry.record
-            tip = [str(record.get("prompt", "")) or "(no prompt)", f"seed {record.get('seed', '?')}"]
-            if entry.path:
-                tip.append(entry.path)
-            item.setToolTip("\n".join(tip))
-            item.setData(Qt.ItemDataRole.UserRole, len(self.entries))
-            self.entries.append(entry)
-            self.list.insertItem(0, item)  # newest first
+    def _on_event(self, event) -> None:
+        if isinstance(event, ev.HistoryAdded):
+            self._add(self.document.doc.get_history(event.item_id))
+        elif isinstance(event, (ev.HistoryRemoved, ev.DocumentReset)):
+            self.rebuild()
 
-    def entry_for(self, item: QListWidgetItem) -> CanvasImage:
-        return self.entries[item.data(Qt.ItemDataRole.UserRole)]
+    def _add(self, entry: HistoryItem) -> None:
+        item = QListWidgetItem(QIcon(pil_to_pixmap(entry.thumbnail(THUMB))), "")
+        record = entry.record or {}
+        tip = [str(record.get("prompt", "")) or "(no prompt)", f"seed {record.get('seed', '?')}"]
+        if entry.path:
+            tip.append(entry.path)
+        item.setToolTip("\n".join(tip))
+        item.setData(Qt.ItemDataRole.UserRole, entry.id)
+        self.list.insertItem(0, item)  # newest first
+
+    def entry_for(self, item: QListWidgetItem) -> HistoryItem:
+        return self.document.doc.get_history(item.data(Qt.ItemDataRole.UserRole))
 
     def _activate(self, item: QListWidgetItem) -> None:
-        self.document.focus_requested.emit(self.entry_for(item))
+        self.stage(self.entry_for(item))
+
+    def stage(self, entry: HistoryItem) -> None:
+        doc = self.document.doc
+        rect = doc.frame.rect if (entry.width, entry.height) == (doc.frame.width, doc.frame.height) else \
+            (doc.frame.x, doc.frame.y, entry.width, entry.height)
+        self.document.staged.append(StagedResult(entry.image, dict(entry.record or {}), entry.path, rect))
+        self.document.staged_index = len(self.document.staged) - 1
+        self.document.staging_changed.emit()
 
     def _menu(self, pos) -> None:
         item = self.list.itemAt(pos)
@@ -65,13 +86,11 @@ class HistoryPanel(QWidget):
             return
         entry = self.entry_for(item)
         menu = QMenu(self)
-        show = menu.addAction("Show on canvas")
-        show.triggered.connect(lambda: self.document.focus_requested.emit(entry))
-        use = menu.addAction("Use as init image (img2img)")
+        show = menu.addAction("Stage over the frame")
+        show.triggered.connect(lambda: self.stage(entry))
+        use = menu.addAction("Use as init image file (More options)")
         use.triggered.connect(lambda: self.use_as_init_requested.emit(entry))
         if entry.path:
             folder = menu.addAction("Open containing folder")
-            from pathlib import Path
-
             folder.triggered.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(entry.path).parent))))
         menu.exec(self.list.mapToGlobal(pos))

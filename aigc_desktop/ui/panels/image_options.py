@@ -32,7 +32,9 @@ class _FileRow(QWidget):
         self.edit.setPlaceholderText(placeholder)
         self.edit.textChanged.connect(self._typed)
         browse = QToolButton(text="…")
+        browse.setToolTip("Choose a file")
         browse.clicked.connect(self._browse)
+        self.edit.setToolTip("Leave empty to use the canvas under the frame; or choose a file (as the CLI does)")
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.edit, 1)
@@ -67,6 +69,8 @@ class _FileRow(QWidget):
 
 
 class ImageOptions(QGroupBox):
+    changed = Signal()
+
     def __init__(self, parent=None) -> None:
         super().__init__("More options", parent)
         self.setObjectName("ImageOptions")
@@ -80,16 +84,22 @@ class ImageOptions(QGroupBox):
         for label, value in MODES:
             self.mode.addItem(label, value)
         self.mode.currentIndexChanged.connect(self._update_visibility)
-        self.init_image = _FileRow("init image file")
-        self.mask = _FileRow("mask file (white = repaint)")
+        self.mode.setToolTip("Text to image fills the frame; Image to image and Outpaint take the visible "
+                             "canvas under the frame (outpaint fills its transparent parts); Inpaint repaints "
+                             "where the mask is painted")
+        self.init_image = _FileRow("the canvas under the frame (or a file)")
+        self.mask = _FileRow("the painted mask (or a file, white = repaint)")
         self.strength = QDoubleSpinBox()
         self.strength.setRange(0.0, 1.0)
         self.strength.setSingleStep(0.05)
         self.strength.setValue(0.75)
+        self.strength.setToolTip("Denoising strength: 0 keeps the image, 1 replaces it entirely")
         self.mask_blur = QSpinBox()
         self.mask_blur.setRange(0, 256)
         self.mask_blur.setValue(4)
+        self.mask_blur.setToolTip("Soften the mask's edge by this many pixels so the repaint blends in")
         self.only_masked = QCheckBox("Only masked region")
+        self.only_masked.setToolTip("Repaint the masked area at full resolution and paste it back")
         self.margins = [QSpinBox() for _ in range(4)]
         margin_row = QHBoxLayout()
         margin_row.setContentsMargins(0, 0, 0, 0)
@@ -109,8 +119,11 @@ class ImageOptions(QGroupBox):
         self.variation_strength = QDoubleSpinBox()
         self.variation_strength.setRange(0.0, 1.0)
         self.variation_strength.setSingleStep(0.05)
+        self.variation_strength.setToolTip("How far towards the variation seed's noise (0 = the seed's own image)")
         self.clip_skip = QSpinBox()
         self.clip_skip.setRange(1, 12)
+        self.clip_skip.setToolTip("Use the text encoder's n-th layer from the end (2 for many anime models)")
+        self.setToolTip("Image-to-image, inpainting, outpainting, variation seed, CLIP skip")
 
         self.form = QFormLayout(self.body)
         self.form.setContentsMargins(0, 0, 0, 0)
@@ -128,6 +141,13 @@ class ImageOptions(QGroupBox):
         outer.setContentsMargins(6, 6, 6, 6)
         outer.addWidget(self.body)
         self._update_visibility()
+        for sig in (self.mode.currentIndexChanged, self.init_image.changed, self.mask.changed,
+                    self.strength.valueChanged, self.mask_blur.valueChanged, self.only_masked.toggled,
+                    self.variation_seed.valueChanged, self.variation_strength.valueChanged,
+                    self.clip_skip.valueChanged, self.toggled):
+            sig.connect(self.changed)
+        for box in self.margins:
+            box.valueChanged.connect(self.changed)
 
     def _update_visibility(self) -> None:
         mode = self.mode.currentData()

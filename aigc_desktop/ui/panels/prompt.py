@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
@@ -34,6 +35,8 @@ class SeedBox(QDoubleSpinBox):
 
 class PromptPanel(QWidget):
     generate_requested = Signal()
+    changed = Signal()  # any value changed (the GenerationViewModel takes params() then)
+    message_shown = Signal(str, bool)  # text, is_error: for the window's one message area
     parameters_loaded = Signal(object)  # core.metadata.ImageMetadata of an image dropped / loaded
     # The GenerationParams fields this panel shows (and so can restore from an image's metadata).
     restore_fields = PANEL_FIELDS | OPTION_FIELDS
@@ -42,6 +45,7 @@ class PromptPanel(QWidget):
         super().__init__(parent)
         self.setObjectName("PromptPanel")
         self.last_seed: int | None = None
+        self.last_message: tuple[str, bool, str] = ("", False, "")
 
         self.prompt = QPlainTextEdit()
         self.prompt.setPlaceholderText("Describe the image…")
@@ -68,16 +72,21 @@ class PromptPanel(QWidget):
         self.steps = QSpinBox()
         self.steps.setRange(1, 1000)
         self.steps.setValue(20)
+        self.steps.setToolTip("Denoising steps: more is slower and usually cleaner (20-30 is typical)")
         self.cfg = QDoubleSpinBox()
         self.cfg.setRange(0.0, 100.0)
         self.cfg.setSingleStep(0.5)
         self.cfg.setValue(7.0)
+        self.cfg.setToolTip("CFG scale: how strictly to follow the prompt (5-9 is typical; 1 ignores the "
+                            "negative prompt)")
         self.width_box = QSpinBox()
         self.height_box = QSpinBox()
-        for box in (self.width_box, self.height_box):
-            box.setRange(64, 4096)
+        for box, what in ((self.width_box, "Width"), (self.height_box, "Height")):
+            box.setRange(8, 8192)
             box.setSingleStep(64)
             box.setValue(512)
+            box.setToolTip(f"{what} of the image in pixels = the generation frame on the canvas "
+                           "(multiples of 8; drag the frame's edges to change it too)")
         size_row = QHBoxLayout()
         size_row.setContentsMargins(0, 0, 0, 0)
         size_row.addWidget(self.width_box)
@@ -87,10 +96,16 @@ class PromptPanel(QWidget):
         for name, shown in SCHEDULERS.items():
             self.scheduler.addItem(shown, name)
         self.scheduler.setCurrentIndex(list(SCHEDULERS).index(DEFAULT_SCHEDULER))
+        self.scheduler.setToolTip("Sampler (A1111's names): Euler a and DPM++ 2M Karras are good defaults")
         self.batch_size = QSpinBox()
         self.batch_size.setRange(1, 64)
+        self.batch_size.setToolTip("Images made together in one run (uses more memory)")
         self.batch_count = QSpinBox()
         self.batch_count.setRange(1, 1000)
+        self.batch_count.setToolTip("Runs one after another; each run's images arrive in the staging strip")
+        self.seed.setToolTip("Seed of the first image (image i uses seed + i); 'random' picks one")
+        self.prompt.setToolTip("What to make; A1111 syntax works: (word:1.3), [word], BREAK, <lora:name:0.8>")
+        self.negative.setToolTip("What to avoid")
         batch_row = QHBoxLayout()
         batch_row.setContentsMargins(0, 0, 0, 0)
         batch_row.addWidget(self.batch_size)
@@ -112,10 +127,8 @@ class PromptPanel(QWidget):
         self.generate.setObjectName("generate")
         self.generate.setDefault(True)
         self.generate.setMinimumHeight(36)
+        self.generate.setToolTip("Generate into the frame on the canvas (Ctrl+Enter)")
         self.generate.clicked.connect(self.generate_requested)
-        self.message = QLabel("")
-        self.message.setWordWrap(True)
-        self.message.setObjectName("promptMessage")
 
         self.load_image_params = QToolButton(text="Load from image…")
         self.load_image_params.setObjectName("loadImageParams")
@@ -140,8 +153,20 @@ class PromptPanel(QWidget):
         layout.addLayout(form)
         layout.addWidget(self.options)
         layout.addWidget(self.generate)
-        layout.addWidget(self.message)
         layout.addStretch(0)
+        # Put Generate above More options, so it stays in sight when the options are open.
+        layout.removeWidget(self.generate)
+        layout.insertWidget(layout.indexOf(self.options), self.generate)
+        self._watch_changes()
+
+    def _watch_changes(self) -> None:
+        for box in (self.prompt, self.negative):
+            box.textChanged.connect(self.changed)
+        for box in (self.seed, self.steps, self.cfg, self.width_box, self.height_box, self.batch_size,
+                    self.batch_count):
+            box.valueChanged.connect(self.changed)
+        self.scheduler.currentIndexChanged.connect(self.changed)
+        self.options.changed.connect(self.changed)
 
     def _reuse_seed(self) -> None:
         if self.last_seed is not None:
@@ -175,9 +200,10 @@ class PromptPanel(QWidget):
         self.width_box.setValue(size)
         self.height_box.setValue(size)
 
-    def show_message(self, text: str, error: bool = False) -> None:
-        self.message.setText(text)
-        self.message.setStyleSheet("color: #e66;" if error else "")
+    def show_message(self, text: str, error: bool = False, details: str = "") -> None:
+        """Messages go to the window's one message area (over the canvas), never under a button."""
+        self.last_message = (text, error, details)
+        self.message_shown.emit(text, error)
 
     # -- parameters from an image (restore logic lives in core.restore)
     def load_parameters_from(self, path: str):
@@ -191,9 +217,15 @@ class PromptPanel(QWidget):
         except UserError as exc:
             self.show_message(str(exc), error=True)
             return None
-        self.set_params(result.params)
-        self.show_message(result.message, error=not meta.found)
-        self.message.setToolTip("\n".join(describe(meta)))
+        params = result.params
+        # The image's own mode (txt2img unless its metadata says otherwise); the files chosen for an
+        # earlier image-to-image or inpaint never stay behind.
+        mode = meta.mode if meta.mode in ("txt2img", "img2img", "inpaint", "outpaint") else "txt2img"
+        params = replace(params, mode=mode, init_image=None, mask=None)
+        self.options.init_image.set_path("")
+        self.options.mask.set_path("")
+        self.set_params(params)
+        self.show_message(result.message, error=not meta.found, details="\n".join(describe(meta)))
         if meta.found:
             self.parameters_loaded.emit(meta)
         return result
@@ -217,13 +249,19 @@ class PromptPanel(QWidget):
         return None
 
     def _handle_drag(self, event) -> bool:
-        """Accept / take an image drop; True when the event was one."""
-        path = self._dropped_image(event)
-        if path is None:
+        """Take any file drop: an image restores its parameters; another file is refused with a message
+        (a text box would paste its file:// URL into the prompt). True when the event was a file drop."""
+        mime = event.mimeData()
+        if mime is None or not mime.hasUrls():
             return False
+        path = self._dropped_image(event)
         event.acceptProposedAction()
         if event.type() == QEvent.Type.Drop:
-            self.load_parameters_from(path)
+            if path is not None:
+                self.load_parameters_from(path)
+            else:
+                names = ", ".join(Path(u.toLocalFile() or u.toString()).name for u in mime.urls()[:3])
+                self.show_message(f"Not an image (PNG, JPEG or WebP): {names}", error=True)
         return True
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API

@@ -7,7 +7,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 
 from aigc_desktop.core.settings import SCHEMA, Settings
 
-_HIDDEN = {"last_model"}
+_HIDDEN = {"last_model", "window_state"}
 
 
 class SettingsDialog(QDialog):

@@ -22,6 +22,7 @@ class JobRow:
     step: int = 0
     total: int = 0
     message: str = ""
+    spec: jobs.JobSpec | None = None  # what was submitted (its target says where results go)
 
 
 class QueueViewModel(QObject):
@@ -35,6 +36,7 @@ class QueueViewModel(QObject):
     progress_changed = Signal(str, int, int, float, object)  # id, step, total, elapsed, eta (float|None)
     status_changed = Signal(str, str)  # id, text
     preview_changed = Signal(str, object)  # id, PIL image
+    preview_event = Signal(str, object)  # id, jobs.Preview (with the batch index)
     job_finished = Signal(str, object)  # id, jobs.Finished
     job_failed = Signal(str, str, str)  # id, message, details
     job_cancelled = Signal(str)
@@ -49,7 +51,7 @@ class QueueViewModel(QObject):
     # -- commands
     def submit(self, spec: jobs.JobSpec) -> str:
         """Enqueue; raises UserError/InvalidParameter on a bad spec (the caller shows the message)."""
-        self.rows[spec.id] = JobRow(spec.id, spec.title, total=spec.total_steps)
+        self.rows[spec.id] = JobRow(spec.id, spec.title, total=spec.total_steps, spec=spec)
         try:
             return self.queue.submit(spec)
         except (UserError, ValueError):
@@ -67,6 +69,10 @@ class QueueViewModel(QObject):
         self.queue.clear_done()
         self.rows = {k: r for k, r in self.rows.items() if not r.state.done}
         self.jobs_changed.emit()
+
+    def spec(self, job_id: str) -> jobs.JobSpec | None:
+        row = self.rows.get(job_id)
+        return row.spec if row is not None else None
 
     def running_id(self) -> str | None:
         return next((r.job_id for r in self.rows.values() if r.state is JobState.RUNNING), None)
@@ -90,6 +96,7 @@ class QueueViewModel(QObject):
             self.status_changed.emit(event.job_id, event.text)
         elif isinstance(event, jobs.Preview):
             self.preview_changed.emit(event.job_id, event.image)
+            self.preview_event.emit(event.job_id, event)
         elif isinstance(event, jobs.Finished):
             row.state = JobState.FINISHED
             self.jobs_changed.emit()
