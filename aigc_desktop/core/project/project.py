@@ -59,8 +59,8 @@ class _Backing:
 
     def load(self) -> Image.Image:
         with ProjectZip(self.path) as z:
-            member = z.member(self.name, self.what)
-            if (member.crc, member.size) != (self.crc, self.size):
+            member = z.member(self.name, self.what) if z.has(self.name) else None
+            if member is None or (member.crc, member.size) != (self.crc, self.size):
                 raise ProjectError(f"{z.label} changed on disk since it was opened: {self.what} is not the same; "
                                    "open it again")
             return decode_png(z.read(self.name, self.what), f"{z.label}: {self.what}", self.dims, self.modes)
