@@ -342,6 +342,13 @@ def digest_of(data: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
 
 
+def image_digest(image: Any) -> str:
+    """A keyframe image's identity for cache keys: its pixels, not where it came from (PIL image)."""
+    h = hashlib.sha256(f"{image.mode}{tuple(image.size)}".encode())
+    h.update(image.tobytes())
+    return h.hexdigest()[:20]
+
+
 def frame_key(timeline: Timeline, a: int, b: int, t: float, context: Any = None) -> str:
     """What decides a frame: a keyframe's content at t = 0 / 1 (so the end of one segment and the start of
     the next share a key), else both keyframes, t and the mode; plus the render context (model, size ...)."""

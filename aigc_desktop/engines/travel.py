@@ -63,15 +63,20 @@ def keyframe_image(spec: TravelJob, timeline: ip.Timeline, i: int):
 
 
 def fit(image, size: tuple[int, int]):
-    """RGB of `size`: transparency over the background, scaled to cover, center-cropped."""
-    from PIL import Image, ImageOps
+    """RGB of `size`: transparency over the background, the largest centered crop of the right shape, resized."""
+    from PIL import Image
 
     if image.mode in ("RGBA", "LA", "P", "PA"):
         rgba = image.convert("RGBA")
         base = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
         base.alpha_composite(rgba)
         image = base
-    return ImageOps.fit(image.convert("RGB"), size, Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+    image = image.convert("RGB")
+    w, h = image.size
+    aspect = size[0] / size[1]
+    cw, ch = (round(h * aspect), h) if w / h > aspect else (w, round(w / aspect))  # the largest centered box
+    left, top = (w - cw) // 2, (h - ch) // 2
+    return image.crop((left, top, left + cw, top + ch)).resize(size, Image.Resampling.LANCZOS)
 
 
 def to_tensor(image) -> torch.Tensor:
@@ -86,15 +91,6 @@ def to_image(x: torch.Tensor):
 
     a = ((x[0].detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return Image.fromarray(a.permute(1, 2, 0).numpy(), "RGB")
-
-
-def image_digest(image) -> str:
-    """A keyframe image's identity for cache keys (its pixels, not where it came from)."""
-    import hashlib
-
-    h = hashlib.sha256(f"{image.mode}{image.size}".encode())
-    h.update(image.tobytes())
-    return h.hexdigest()[:20]
 
 
 # ---------------------------------------------------------------------------------------------- VAE
@@ -380,6 +376,10 @@ class TravelEngine:
     def run(self, spec: TravelJob, emit: Emit, cancelled: IsCancelled) -> JobResult:
         timeline = ip.Timeline.from_state(spec.timeline)
         timeline.validate()
+        if spec.travel == "vae":  # pictures the job carries are known by their pixels (as the timeline knows them)
+            for k, image in zip(timeline.keyframes, spec.images):
+                if image is not None and not k.digest:
+                    k.digest = ip.image_digest(image)
         frames = ip.plan(timeline, spec.render_context)
         order = list(range(len(frames))) if spec.frames is None else list(spec.frames)
         bad = [i for i in order if not isinstance(i, int) or not 0 <= i < len(frames)]
