@@ -1,7 +1,9 @@
 """`aigc-desktop info FILE [--json] [--hash]`: what an image says about how it was made, or what a model is.
 
-Images: the generation parameters stored by this app, A1111, ComfyUI, InvokeAI, NovelAI or Fooocus, with
-what would be restored and what would not. Model files and folders: the detected kind and family (and,
+Images: the generation parameters stored by this app, A1111, ComfyUI, Civitai, InvokeAI, NovelAI or Fooocus,
+with what would be restored and what would not; `--json` also says per field where its value came from
+(`field_sources`: the chunk, the EXIF tag, the graph node) and what the image holds but could not be read
+(`unreadable`: oversized chunks, too-deep JSON, values a graph computes when it runs). Model files and folders: the detected kind and family (and,
 with --hash, the SHA-256 and A1111's short hashes, cached). Bad input raises UserError (one line, exit 2).
 """
 

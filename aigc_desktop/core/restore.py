@@ -143,6 +143,7 @@ def restore_params(meta: ImageMetadata, current: GenerationParams,
     if meta.vae:
         notes.append(f"VAE {meta.vae}")
     notes += [n for n in meta.not_restored if n not in notes]
+    notes += [f"could not read {n}" for n in meta.unreadable]  # values the image holds but no reader could
     params = replace(current, **values) if values else current
     return RestoreResult(params, tuple(done), tuple(notes), model, _message(meta, done, notes))
 
@@ -160,7 +161,8 @@ def restore_from_file(path: str | os.PathLike, current: GenerationParams,
     meta = read_image_metadata(path)
     result = restore_params(meta, current, fields)
     if not meta.found:
-        result = replace(result, message=f"No generation parameters found in {Path(path).name}.")
+        unreadable = (" Could not read: " + "; ".join(meta.unreadable) + ".") if meta.unreadable else ""
+        result = replace(result, message=f"No generation parameters found in {Path(path).name}.{unreadable}")
     return result, meta
 
 

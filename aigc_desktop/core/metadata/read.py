@@ -79,6 +79,7 @@ def metadata_from_chunks(chunks: TextChunks | dict[str, str]) -> ImageMetadata:
         meta.came_from(where)
     for problem in chunks.problems:
         meta.cannot_read(problem)
+    meta.field_sources = {k: v for k, v in meta.field_sources.items() if getattr(meta, k, None) not in (None, [])}
     return meta
 
 
