@@ -16,6 +16,7 @@ import contextlib
 import copy
 import dataclasses
 import json
+import logging
 import math
 import os
 import time
@@ -30,6 +31,7 @@ from PIL import Image
 from aigc_desktop.core.errors import CancelRequested, UserError
 from aigc_desktop.training.runfiles import CHECKPOINT, LOSSES, MODEL_DIR, SAMPLES_DIR, read_losses
 
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -265,6 +267,9 @@ class Trainer:
 
         self.status("Reading images…")
         data = load_folder(self.config.data, self.config.resolution, limit=limit)
+        if data.skipped:  # bad files are left out, not fatal: say so in one line
+            log.warning("%s", data.skipped_message())
+            self.status(data.skipped_message())
         self.images = data.to_tensor().to(self.device)
         return data
 

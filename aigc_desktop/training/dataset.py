@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -187,14 +187,20 @@ def build_emoji_dataset(out: str | Path, size: int = 64, skin_tones: bool = Fals
 
 @dataclass
 class FolderData:
-    """All images of a folder in memory (small data sets): uint8 N x H x W x 3, one caption per image."""
+    """All images of a folder in memory (small data sets): uint8 N x H x W x 3, one caption per image.
+    `skipped` names the files that were left out, and why (unreadable images, files that are no images)."""
 
     images: np.ndarray
     captions: list[str]
     files: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def skipped_message(self, shown: int = 5) -> str:
+        """"3 files skipped: a.png (not a readable image), ..." or "" when nothing was skipped."""
+        return skipped_message(self.skipped, shown)
 
     def to_tensor(self):
         """Float N x 3 x H x W in [-1, 1]."""
@@ -203,11 +209,43 @@ class FolderData:
         return torch.from_numpy(self.images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
+# Files that belong beside the images and are not training data: captions and our own manifests.
+SIDE_SUFFIXES = (".txt", ".json")
+
+
 def image_files(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"Data folder not found: {folder}")
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def other_files(folder: str | Path) -> list[Path]:
+    """Files of the folder that are neither images (by suffix) nor captions/manifests nor hidden."""
+    return sorted(p for p in Path(folder).iterdir()
+                  if p.suffix.lower() not in IMAGE_SUFFIXES + SIDE_SUFFIXES and not p.name.startswith(".")
+                  and p.is_file())
+
+
+def skipped_message(skipped: list[tuple[str, str]], shown: int = 5) -> str:
+    if not skipped:
+        return ""
+    names = ", ".join(f"{name} ({why})" for name, why in skipped[:shown])
+    more = f" and {len(skipped) - shown} more" if len(skipped) > shown else ""
+    return f"{len(skipped)} file{'s' if len(skipped) != 1 else ''} skipped: {names}{more}"
+
+
+def _why_unreadable(exc: BaseException) -> str:
+    from aigc_desktop.core.errors import first_line
+
+    if isinstance(exc, Image.UnidentifiedImageError):
+        return "not a readable image"
+    if isinstance(exc, Image.DecompressionBombError):
+        return "too many pixels"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    text = first_line(exc, 80)
+    return text[:1].lower() + text[1:] if text else type(exc).__name__
 
 
 def square_image(image: Image.Image, resolution: int,
@@ -228,22 +266,35 @@ def square_image(image: Image.Image, resolution: int,
 
 
 def load_folder(folder: str | Path, resolution: int, limit: int = 0) -> FolderData:
-    """Read every image (and its .txt caption, "" when missing) of a folder at resolution x resolution."""
+    """Read every image (and its .txt caption, "" when missing) of a folder at resolution x resolution.
+
+    Files that cannot be read as images, and files that are not images at all, are skipped and listed in
+    `skipped` (a bad file in a folder of thousands must not stop a training run); no readable image at all
+    is a UserError."""
     files = image_files(folder)
+    skipped = [(p.name, "not an image") for p in other_files(folder)]
     if limit:
         files = files[:limit]
-    if not files:
-        raise UserError(f"No images (PNG/JPEG/WebP) in {folder}")
-    arrays, captions = [], []
+    arrays, captions, names = [], [], []
     for path in files:
         try:
             with Image.open(path) as im:
                 arrays.append(np.asarray(square_image(im, resolution)))
-        except OSError as exc:
-            raise UserError(f"Cannot read image {path.name}: {exc}") from None
+        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+            skipped.append((path.name, _why_unreadable(exc)))
+            continue
         txt = path.with_suffix(".txt")
-        captions.append(txt.read_text(encoding="utf-8").strip() if txt.is_file() else "")
-    return FolderData(images=np.stack(arrays), captions=captions, files=[p.name for p in files])
+        try:
+            captions.append(txt.read_text(encoding="utf-8", errors="replace").strip() if txt.is_file() else "")
+        except OSError:
+            captions.append("")
+        names.append(path.name)
+    skipped.sort()
+    if not arrays:
+        if not skipped:
+            raise UserError(f"No images (PNG/JPEG/WebP) in {folder}")
+        raise UserError(f"No readable images (PNG/JPEG/WebP) in {folder} ({skipped_message(skipped)})")
+    return FolderData(images=np.stack(arrays), captions=captions, files=names, skipped=skipped)
 
 
 def copy_subset(src: str | Path, dst: str | Path, names: Iterable[str]) -> int:

@@ -64,8 +64,35 @@ def test_load_folder_errors_are_one_line(tmp_path):
     with pytest.raises(UserError, match="No images"):
         dataset.load_folder(tmp_path, 8)
     (tmp_path / "bad.png").write_bytes(b"not a png")
-    with pytest.raises(UserError, match="bad.png"):
+    with pytest.raises(UserError, match=r"^No readable images .*\(1 file skipped: bad.png \(not a readable image\)\)$"):
         dataset.load_folder(tmp_path, 8)
+
+
+def test_bad_files_are_skipped_and_counted_not_fatal(tmp_path):
+    Image.new("RGB", (16, 16), (255, 0, 0)).save(tmp_path / "a.png")
+    (tmp_path / "a.txt").write_text("red", encoding="utf-8")
+    Image.new("RGB", (16, 16), (0, 0, 255)).save(tmp_path / "z.jpg")
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG but not really")
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(tmp_path / "whole.png")
+    (tmp_path / "trunc.png").write_bytes((tmp_path / "whole.png").read_bytes()[:60])  # cut mid-file
+    (tmp_path / "whole.png").unlink()
+    (tmp_path / "notes.md").write_text("not training data", encoding="utf-8")
+    (tmp_path / "emoji.json").write_text("{}", encoding="utf-8")  # our manifest: not counted
+    (tmp_path / ".DS_Store").write_bytes(b"\0\0")  # hidden: not counted
+    (tmp_path / "z.txt").write_bytes(b"blue \xff")  # a caption that is not UTF-8 still loads
+    data = dataset.load_folder(tmp_path, 8)
+    assert data.files == ["a.png", "z.jpg"] and data.images.shape == (2, 8, 8, 3)
+    assert data.captions[0] == "red" and data.captions[1].startswith("blue")
+    assert [name for name, _ in data.skipped] == ["bad.png", "notes.md", "trunc.png"]
+    message = data.skipped_message()
+    assert message.startswith("3 files skipped: bad.png (not a readable image), notes.md (not an image), trunc.png (")
+    assert "\n" not in message
+
+
+def test_the_skipped_list_is_shortened_in_its_one_line():
+    skipped = [(f"f{i}.png", "not a readable image") for i in range(9)]
+    assert dataset.skipped_message(skipped).endswith("f4.png (not a readable image) and 4 more")
+    assert dataset.skipped_message([]) == ""
 
 
 def test_batch_indices_cover_every_image_once_per_epoch():
