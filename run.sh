@@ -48,7 +48,9 @@ ensure_venv() {
     || { say "Python 3.10 or newer is needed (found $("$PYTHON" --version 2>&1))"; exit 1; }
   [ -x "$VENV/bin/python" ] || { say "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
   local pip=("$VENV/bin/python" -m pip -q --disable-pip-version-check)
-  if ! "$VENV/bin/python" -c 'import torch' >/dev/null 2>&1; then
+  # Is torch there? find_spec looks for the package without importing it (importing costs ~2 s).
+  if ! "$VENV/bin/python" -c 'import importlib.util, sys; sys.exit(0 if importlib.util.find_spec("torch") else 1)' \
+      >/dev/null 2>&1; then
     say "installing $TORCH_SPEC (before anything that depends on torch)"
     "${pip[@]}" install "$TORCH_SPEC"
   fi
