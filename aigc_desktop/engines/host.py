@@ -219,6 +219,7 @@ class Host:
 
     def serve(self) -> None:
         self.send(("ready", os.getpid()))
+        self.send(("device", device_info("cpu")))  # cheap; a lane that preloads torch sends the real device
         while True:
             try:
                 message = self.conn.recv()

@@ -261,3 +261,41 @@ def test_twenty_jobs_with_previews_leave_memory_threads_and_handles_settled(engi
     assert now[0] <= base[0] * 1.05 + 2 ** 21, (base, now)
     assert now[1] <= base[1] * 1.05 + 2 ** 21, (base, now)
     assert now[2:] == base[2:]  # no file handles, no threads left behind
+
+
+def test_shutdown_stops_every_lane_within_3_s_even_with_a_hung_step():
+    from aigc_desktop.ui import engine_client
+
+    queues = [JobQueue(), JobQueue()]
+    recs = [Recorder(q) for q in queues]
+    clients = [EngineClient(q, EngineOptions(device="cpu"), engines=MISBEHAVING, preload=False) for q in queues]
+    for c in clients:
+        c.start()
+    hung, slow = jobs.FakeJob(prompt="hang"), jobs.FakeJob(steps=10000, step_seconds=0.01)
+    queues[0].submit(hung)
+    queues[1].submit(slow)
+    recs[0].wait_for(hung.id, jobs.Progress)
+    recs[1].wait_for(slow.id, jobs.Progress)
+    t = time.monotonic()
+    assert engine_client.shutdown()
+    assert time.monotonic() - t < 3.0
+    assert not any(c.isRunning() for c in clients) and not engine_processes()
+    assert all(c.stop() for c in clients)  # already stopped: returns at once
+    assert isinstance(recs[0].of(hung.id, TERMINAL)[0], jobs.Cancelled)
+    assert isinstance(recs[1].of(slow.id, TERMINAL)[0], jobs.Cancelled)  # it stopped within a step
+
+
+def test_the_queue_view_model_gets_the_same_signals_through_the_process(qtbot):
+    """The window's path: JobQueue.report in the engine thread -> QueueViewModel.on_event in the GUI thread."""
+    from aigc_desktop.ui.viewmodels.queue import QueueViewModel
+
+    vm = QueueViewModel()
+    client = EngineClient(vm.queue, EngineOptions(device="cpu"), engines=FAKE, preload=False)
+    client.start()
+    previews, finished = [], []
+    vm.preview_changed.connect(lambda job_id, image: previews.append(image.size))
+    vm.job_finished.connect(lambda job_id, event: finished.append(event))
+    vm.submit(jobs.FakeJob(steps=3, width=40, height=20))
+    qtbot.waitUntil(lambda: finished, timeout=20000)
+    assert previews == [(40, 20)] * 3 and finished[0].images[0].size == (40, 20)
+    assert client.stop()
