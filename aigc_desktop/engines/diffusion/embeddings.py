@@ -11,7 +11,10 @@ Layouts read: A1111 `.pt` (`string_to_param: {"*": tensor}`), `emb_params`, a di
 
 from __future__ import annotations
 
+import pickle
+import re
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -74,19 +77,31 @@ def _read(path: Path) -> dict:
         if path.suffix.lower() == ".safetensors":
             from safetensors.torch import load_file
 
-            return load_file(str(path), device="cpu")
-        try:
-            data = torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as first:  # noqa: BLE001 - retried once with one more allowed container
-            # The original textual-inversion repo stored a ParameterDict; allow only that class besides tensors.
-            if "ParameterDict" not in str(first):
-                raise
-            with torch.serialization.safe_globals([torch.nn.ParameterDict]):
+            return _as_dict(load_file(str(path), device="cpu"), path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "pickle protocol 4 ..." notes from the weights-only unpickler
+            try:
                 data = torch.load(str(path), map_location="cpu", weights_only=True)
+            except pickle.UnpicklingError as first:  # retried once with one more allowed container
+                # The original textual-inversion repo stored a ParameterDict; allow only that class besides tensors.
+                if "ParameterDict" not in str(first):
+                    raise
+                with torch.serialization.safe_globals([torch.nn.ParameterDict]):
+                    data = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        names = sorted(set(re.findall(r"GLOBAL ([\w.]+)", str(exc))))
+        what = f"its pickle names {', '.join(names[:3])}, which could run code" if names else "it holds more than tensors"
+        raise ModelLoadError(f"Could not read embedding {path.name}: refused, {what}; only tensors are loaded "
+                             "from .pt files (use a .safetensors copy)") from None
+    except MemoryError:
+        raise ModelLoadError(f"Could not read embedding {path.name}: it asks for more memory than this machine "
+                             "has (damaged or forged)") from None
     except Exception as exc:  # noqa: BLE001 - any read failure is one line for the user
-        hint = ("; only tensors are loaded from .pt files (use a .safetensors copy)"
-                if "weights_only" in str(exc) or "Unsupported global" in str(exc) else "")
-        raise ModelLoadError(f"Could not read embedding {path.name}: {first_line(exc)}{hint}") from None
+        raise ModelLoadError(f"Could not read embedding {path.name}: {first_line(exc)}") from None
+    return _as_dict(data, path)
+
+
+def _as_dict(data: object, path: Path) -> dict:
     if not isinstance(data, dict):
         raise ModelLoadError(f"Embedding {path.name} holds a {type(data).__name__}, not a dict of tensors")
     return data
