@@ -296,6 +296,6 @@ def test_the_queue_view_model_gets_the_same_signals_through_the_process(qtbot):
     vm.preview_changed.connect(lambda job_id, image: previews.append(image.size))
     vm.job_finished.connect(lambda job_id, event: finished.append(event))
     vm.submit(jobs.FakeJob(steps=3, width=40, height=20))
-    qtbot.waitUntil(lambda: finished, timeout=20000)
+    qtbot.waitUntil(lambda: bool(finished), timeout=20000)
     assert previews == [(40, 20)] * 3 and finished[0].images[0].size == (40, 20)
     assert client.stop()
