@@ -29,3 +29,19 @@ class MisbehavingEngine(FakeEngine):
             ctypes.string_at(0)
         while True:  # "hang": never looks at cancelled()
             time.sleep(3600)
+
+
+class StampedFakeEngine(FakeEngine):
+    """The fake engine, with a Status "t=<time.monotonic_ns()>" sent right before each preview: the window's
+    side measures how long a preview takes from the engine to its GUI thread (one clock for both processes
+    on Linux and macOS: CLOCK_MONOTONIC is system-wide)."""
+
+    def run(self, spec, emit, cancelled):
+        from aigc_desktop.core.jobs import Status
+
+        def stamped(event):
+            if isinstance(event, Preview):
+                emit(Status(job_id=event.job_id, text=f"t={time.monotonic_ns()}"))
+            emit(event)
+
+        return super().run(spec, stamped, cancelled)
