@@ -9,11 +9,13 @@ runs to the next comma; a key starts with a letter.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from aigc_desktop.core.metadata.samplers import a1111_scheduler
 from aigc_desktop.core.metadata.types import ImageMetadata, LoraUse, json_dict, to_float, to_int
 
+_LORA_TAG = re.compile(r"<(?:lora|lyco):[^<>]{1,1000}>", re.I)
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_ -/+.()")
 _MAX_KEY = 100  # "Hires negative prompt" is the longest A1111 writes; longer is prose, not a key
 
@@ -39,46 +41,29 @@ def _key_before(line: str, start: int, colon: int) -> str:
     return line[i:colon].strip()
 
 
-def _string_end(line: str, i: int) -> int:
-    """The index after the closing quote of a JSON string that opens at `i`, or -1."""
-    j = i + 1
-    n = len(line)
-    while j < n:
-        c = line[j]
-        if c == "\\":
-            j += 2
-            continue
-        if c == '"':
-            return j + 1
-        j += 1
-    return -1
+_MAX_ITEMS = 1000  # A1111 writes about a hundred keys at most; a line with more items is not a settings line
+_MAX_VALUE = 32 * 1024  # a quoted value (ADetailer / wildcard prompts) or {...} object is at most this long
+# The rest of a JSON string after its opening quote, up to the closing one: one unambiguous pass, bounded.
+_STRING_REST = re.compile(r'(?:[^"\\]|\\.){0,%d}"' % _MAX_VALUE)
 
 
-def _object_end(line: str, i: int) -> int:
-    """The index after the `}` that closes the `{` at `i` (strings skipped), or -1."""
-    depth, j, n = 0, i, len(line)
-    while j < n:
-        c = line[j]
-        if c == '"':
-            j = _string_end(line, j)
-            if j < 0:
-                return -1
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return j + 1
-        j += 1
-    return -1
+def _value_end(line: str, j: int) -> int:
+    """The index after a quoted value (`"..."`) or a `{...}` object (Civitai's flat `Hashes`) that opens at
+    `j`, or -1; neither is looked for past _MAX_VALUE characters."""
+    if line[j] == '"':
+        m = _STRING_REST.match(line, j + 1)
+        return m.end() if m else -1
+    close = line.find("}", j, j + _MAX_VALUE)
+    return close + 1 if close >= 0 else -1
 
 
 def settings_pairs(line: str) -> list[tuple[str, str]]:
     """A1111's `Key: value, Key: "quoted, value", ...` line as (key, raw value) pairs, in one pass."""
     pairs: list[tuple[str, str]] = []
     i, n = 0, len(line)
-    while i < n:
+    for _ in range(_MAX_ITEMS):
+        if i >= n:
+            break
         colon = line.find(":", i)
         if colon < 0:
             break
@@ -89,7 +74,7 @@ def settings_pairs(line: str) -> list[tuple[str, str]]:
             j += 1
         end = -1
         if j < n and line[j] in '"{':
-            end = _string_end(line, j) if line[j] == '"' else _object_end(line, j)
+            end = _value_end(line, j)
             if end >= 0:
                 k = end
                 while k < n and line[k] in " \t":
@@ -159,11 +144,11 @@ def loras_in_prompt(prompt: str) -> list[LoraUse]:
     """`<lora:name:weight>` tags of an A1111-syntax prompt (for display; the prompt keeps them)."""
     from aigc_desktop.core.prompt_syntax import PromptSyntaxError, extract_networks, lora_weights
 
-    # Only up to the last ">": a `<lora:` with no ">" after it is not a tag, and cutting there keeps the
-    # tag pattern from rescanning the rest of a huge prompt at every "<".
-    prompt = (prompt or "")[: (prompt or "").rfind(">") + 1]
+    # The tags are picked out first with a bounded pattern (one pass, a tag is at most 1000 characters),
+    # and only they go to the full parser: its pattern would rescan a huge prompt at every "<".
+    tags = " ".join(_LORA_TAG.findall(prompt or ""))
     out = []
-    for net in extract_networks(prompt)[1] if prompt else ():
+    for net in extract_networks(tags)[1] if tags else ():
         if net.kind in ("lora", "lyco"):
             try:
                 weight: float | None = lora_weights(net)[1]

@@ -93,7 +93,7 @@ def read_image_metadata(path: str | os.PathLike) -> ImageMetadata:
     """
     chunks, size, fmt = read_text_chunks(path)
     meta = metadata_from_chunks(chunks)
-    if not meta.found and fmt in _STEALTH_FORMATS:
+    if not meta.found and fmt in _STEALTH_FORMATS and not chunks.problems:  # refused chunks: Pillow would too
         from aigc_desktop.core.metadata.stealth import read_stealth
 
         text, where, problem = read_stealth(open_regular(path), size)
