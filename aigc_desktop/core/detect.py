@@ -215,6 +215,8 @@ def identify(path: str | Path) -> Identification:
         if path.is_dir():
             return identify_folder(path)
         if not path.exists():
+            if path.is_symlink():
+                return unreadable(path, f"{path.name[:80]} is a link to a file that does not exist")
             return Identification("unknown", note=f"{path} does not exist")
         regular_file(path, "model file")  # a FIFO, socket or device is never opened
         suffix = path.suffix.lower()
