@@ -38,8 +38,8 @@ from aigc_desktop.core.safe_io import JsonLimitError, MiB, loads_json
 
 SUFFIX = ".aigc"
 THUMB_SIDE = 128  # thumbnails stored in the file (the history strip and layers panel size)
-PNG_LEVEL = 3  # lossless either way; 3 encodes a 2048^2 layer several times faster than Pillow's 6
-EAGER_BYTES = 32 * MiB  # projects up to this many bytes of pixels are decoded at open (errors show at once)
+PNG_LEVEL = 1  # lossless either way; 1 encodes a 2048^2 layer ~3x faster than Pillow's 6 for ~15 % more bytes
+EAGER_BYTES = 8 * MiB  # projects up to this many bytes of pixels are decoded at open (errors show at once)
 _HISTORY_MODES = ("RGB", "RGBA", "L")
 
 
