@@ -3,6 +3,8 @@
 Prints, from one run on one machine:
   1. the ratio of a txt2img job through the app's job runner to a bare diffusers call on the same model
      (same scheduler, steps, size, seed; model already loaded; median of alternating runs). Target <= 1.03.
+     The same job through the engine process (submit -> Finished in the GUI thread; bench_engine_process.py)
+     against the bare call, with one torch thread on both sides. Target <= 1.03.
   2. the GUI event loop's delay while generations run in the worker thread: a 5 ms QTimer's gaps,
      p50 / p95 / max in ms. Target p95 <= 16.7 ms (one 60 Hz frame).
 
@@ -139,6 +141,11 @@ def main() -> int:
         print(f"model: tiny SD (random weights), {args.size}x{args.size}, {args.steps} steps, euler_a, "
               f"{threads} torch thread(s), CPU")
         print(f"job runner vs bare diffusers: {ours:.3f}s vs {theirs:.3f}s  ratio {ratio:.3f}  (target <= 1.03)")
+        from bench_engine_process import process_ratio  # this script's folder is on sys.path
+
+        ratio, ours, theirs = process_ratio(model_dir, args.size, args.steps, args.repeats)
+        print(f"engine process vs bare diffusers (1 torch thread each): {ours:.3f}s vs {theirs:.3f}s  "
+              f"ratio {ratio:.3f}  (target <= 1.03)")
         gaps = gui_latency(model_dir, args.size, args.steps, args.jobs)
         p50, p95, worst = percentile(gaps, 0.5), percentile(gaps, 0.95), max(gaps)
         print(f"GUI event-loop delay over {len(gaps)} ticks of a 5 ms timer while generating: "
