@@ -8,12 +8,25 @@ from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap
 _cache: dict[str, QIcon] = {}
 
 
+def _ink() -> QColor:
+    """The theme's text colour, so icons read on dark and light themes alike."""
+    from PySide6.QtGui import QGuiApplication, QPalette
+
+    app = QGuiApplication.instance()
+    return app.palette().color(QPalette.ColorRole.ButtonText) if app is not None else QColor(128, 128, 136)
+
+
+def clear_cache() -> None:
+    _cache.clear()
+
+
 def _draw(name: str, p: QPainter, s: float) -> None:
-    pen = QPen(QColor(220, 220, 228), s / 12, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
+    ink = _ink()
+    pen = QPen(ink, s / 12, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
                Qt.PenJoinStyle.RoundJoin)
     p.setPen(pen)
     if name == "brush":
-        p.setBrush(QColor(220, 220, 228))
+        p.setBrush(ink)
         path = QPainterPath(QPointF(s * .2, s * .8))
         path.cubicTo(QPointF(s * .25, s * .6), QPointF(s * .4, s * .55), QPointF(s * .45, s * .6))
         path.lineTo(QPointF(s * .35, s * .75))

@@ -81,11 +81,14 @@ class MainWindow(QMainWindow):
         centre_layout = QVBoxLayout(centre)
         centre_layout.setContentsMargins(0, 0, 0, 0)
         centre_layout.setSpacing(0)
+        # The tool bar lives above the canvas, not in the window's tool bar area (Qt 6 leaves a stale copy of
+        # a tabified dock group's tab bar at the window's top edge, which a top tool bar would uncover).
+        self.canvas_toolbar = CanvasToolBar(self.canvas, self)
+        self.canvas_toolbar.setMovable(False)
+        centre_layout.addWidget(self.canvas_toolbar)
         centre_layout.addWidget(self.message_bar)
         centre_layout.addWidget(self.canvas, 1)
         self.setCentralWidget(centre)
-        self.canvas_toolbar = CanvasToolBar(self.canvas, self)
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.canvas_toolbar)
 
         # Docks
         self.prompt_panel = PromptPanel()

@@ -172,26 +172,23 @@ def merge_down_command(doc: Document, layer_id: str) -> QUndoCommand | None:
     # The lower layer's own opacity stays a property of the merged layer; the upper one's is baked in.
     shown_lower = Layer(lower.image, x=lower.x, y=lower.y)
     merged = composite(doc, rect, layers=[shown_lower, upper])
-    macro = QUndoCommand("Merge down")
-    _child(macro, SetPixelsCommand(doc, lower.id, merged, rect[0], rect[1], text="Merge down"))
-    _child(macro, RemoveLayerCommand(doc, layer_id))
-    return macro
+    return MacroCommand("Merge down", [
+        SetPixelsCommand(doc, lower.id, merged, rect[0], rect[1], text="Merge down"),
+        RemoveLayerCommand(doc, layer_id)])
 
 
-class _Forward(QUndoCommand):
-    """A child of a macro command that forwards to a command built on its own (PySide owns parents)."""
+class MacroCommand(QUndoCommand):
+    """Several commands as one undo step. Plain Python children, not QUndoCommand parents: PySide does not
+    track the ownership of QUndoCommand children, and their wrappers crash at garbage collection."""
 
-    def __init__(self, inner: QUndoCommand, parent: QUndoCommand) -> None:
-        super().__init__(inner.text(), parent)
-        self.inner = inner
+    def __init__(self, text: str, commands: list[QUndoCommand]) -> None:
+        super().__init__(text)
+        self.commands = commands
 
     def redo(self) -> None:
-        self.inner.redo()
+        for c in self.commands:
+            c.redo()
 
     def undo(self) -> None:
-        self.inner.undo()
-
-
-def _child(macro: QUndoCommand, inner: QUndoCommand) -> None:
-    macro._children = getattr(macro, "_children", [])  # keep the Python objects alive
-    macro._children.append(_Forward(inner, macro))
+        for c in reversed(self.commands):
+            c.undo()

@@ -13,8 +13,8 @@ from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
 from aigc_desktop.core.document import Frame
 
-MASK_TINT = (255, 64, 96)  # the mask shows as a translucent red-pink overlay
-MASK_ALPHA = 0.5
+MASK_TINT = (176, 64, 255)  # the mask shows as a translucent violet overlay (visible on reds and skin)
+MASK_ALPHA = 0.55
 
 
 def rgba_to_qimage(arr: np.ndarray) -> QImage:

@@ -46,7 +46,7 @@ class CanvasToolBar(QToolBar):
         self.opacity.setRange(1, 100)
         self.opacity.setSuffix(" %")
         self.opacity.setToolTip("Brush opacity (one stroke never builds up past it)")
-        for label, box in (("Size", self.size), ("Hardness", self.hardness), ("Opacity", self.opacity)):
+        for label, box in (("Size", self.size), ("Hard", self.hardness), ("Opacity", self.opacity)):
             self.addWidget(QLabel(f" {label} "))
             self.addWidget(box)
         self.color = QToolButton()

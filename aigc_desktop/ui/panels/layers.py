@@ -116,7 +116,7 @@ class LayersPanel(QWidget):
 
             t = layer.thumbnail(THUMB)
             bg = Image.new("RGB", t.size, (40, 40, 44))
-            bg.paste((255, 64, 96), mask=t)
+            bg.paste((176, 64, 255), mask=t)
             return bg
         return layer.thumbnail(THUMB)
 

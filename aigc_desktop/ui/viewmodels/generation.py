@@ -104,8 +104,8 @@ class GenerationViewModel(QObject):
             raise UserError(f"{info.name} is a {info.label}, not a model that generates images{detail}")
         doc = self.document.doc
         frame = doc.frame
-        p = replace(self.params, width=frame.width, height=frame.height).with_seed_resolved()
-        p = self._canvas_inputs(p)
+        p = self._canvas_inputs(replace(self.params, width=frame.width, height=frame.height))
+        p = p.with_seed_resolved()
         ref = jobs.ModelRef(info.path, kind=info.kind, family=family or info.family, vae=vae,
                             prediction_type=prediction)
         self.last_seed = p.seed
