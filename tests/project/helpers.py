@@ -28,7 +28,8 @@ def make_document(seed: int = 0, size: int = 32, history: int = 3) -> Document:
         record = {"prompt": f"a cat {i} ✓", "seed": 100 + i, "steps": 3, "cfg_scale": 7.5, "scheduler": "euler_a",
                   "model": {"name": "tiny-sd", "sha256": "ab" * 32, "path": "/models/tiny.safetensors"},
                   "loras": [{"name": "l", "weight": 0.8}]}
-        doc.add_history(HistoryItem(record, noise(rng, 24, 16, modes[i % 3]), created=1_700_000_000.5 + i))
+        doc.add_history(HistoryItem(record, noise(rng, 24, 16, modes[i % 3]), created=1_700_000_000.5 + i,
+                                    path=f"/outputs/{i:05d}.png" if i else None))
     doc.set_frame(Frame(8, 16, 48, 24))
     doc.set_view(View(1.75, 12.5, -3.25))
     doc.set_prompt_state({"prompt": "a lighthouse", "negative": "blurry", "seed": -1, "size": [64, 64]})
@@ -54,8 +55,8 @@ def assert_same_document(a: Document, b: Document) -> None:
     assert layer_state(a.mask) == layer_state(b.mask)
     assert pixels(a.mask.image) == pixels(b.mask.image)
     assert (a.width, a.height, a.frame, a.view) == (b.width, b.height, b.frame, b.view)
-    assert [(h.id, h.record, h.width, h.height, h.created) for h in a.history] == \
-        [(h.id, h.record, h.width, h.height, h.created) for h in b.history]
+    assert [(h.id, h.record, h.width, h.height, h.created, h.path) for h in a.history] == \
+        [(h.id, h.record, h.width, h.height, h.created, h.path) for h in b.history]
     for ha, hb in zip(a.history, b.history):
         assert pixels(ha.image) == pixels(hb.image)
     assert a.prompt_state == b.prompt_state

@@ -72,5 +72,5 @@ def test_kill_during_save_leaves_old_or_new_file(tmp_path):
     torn = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     # The test means something only if kills landed both mid-save (a temporary file left behind) and
     # after saves completed (the version moved on).
-    assert torn and advanced > 10, (len(torn), advanced, kept)
+    assert torn and advanced >= 3 and kept >= 3, (len(torn), advanced, kept)
     assert all(p.name.startswith(".loop.aigc.") for p in torn)  # hidden, beside the file, never over it

@@ -133,3 +133,20 @@ def test_large_side_png_is_stored_not_deflated(tmp_path):
     assert infos[0].filename == "mimetype"
     assert all(i.compress_type == zipfile.ZIP_STORED for i in infos if i.filename.endswith(".png"))
     assert np.asarray(Image.open(zipfile.ZipFile(path).open(infos[2]))).size > 0
+
+
+@pytest.mark.parametrize("kernel_copy", [True, False])
+def test_unchanged_members_are_copied_byte_for_byte(tmp_path, monkeypatch, kernel_copy):
+    if not kernel_copy:
+        monkeypatch.delattr("os.copy_file_range", raising=False)  # the read + write fallback
+    path = save_document(make_document(seed=8), tmp_path / "a.aigc")
+    project = open_project(path, lazy=True)
+    project.document.set_prompt_state({"prompt": "only this changed"})
+    project.save(tmp_path / "b.aigc")
+    with zipfile.ZipFile(path) as a, zipfile.ZipFile(tmp_path / "b.aigc") as b:
+        pngs = [n for n in a.namelist() if n.endswith(".png")]
+        assert sorted(pngs) == sorted(n for n in b.namelist() if n.endswith(".png")) and len(pngs) == 12
+        for name in pngs:
+            assert a.read(name) == b.read(name)  # zipfile checks each CRC on the way
+            assert a.getinfo(name).CRC == b.getinfo(name).CRC
+    assert open_project(tmp_path / "b.aigc").document.prompt_state == {"prompt": "only this changed"}

@@ -11,6 +11,7 @@ Nothing is ever extracted: members are read into memory, so no name can write ou
 from __future__ import annotations
 
 import io
+import os
 import re
 import struct
 import zipfile
@@ -179,9 +180,86 @@ class ProjectZip:
             raise ProjectError(f"{label} is damaged (shorter than it claims)")
         return data[:want]
 
+    def copy_raw(self, name: str, out: zipfile.ZipFile, what: str | None = None) -> None:
+        """Copy a member's stored bytes as they are into `out` (a ZipFile being written): no decoding, no
+        re-compression; the kernel copies the bytes where it can (os.copy_file_range). The member keeps its
+        CRC, so damage on disk stays detectable when it is read. Falls back to read + write when this
+        zipfile has no room for it."""
+        info = self._info(name, what)
+        label = f"{self.label}: {what or name}"
+        if not all(hasattr(out, a) for a in ("fp", "start_dir", "filelist", "NameToInfo", "_didModify")):
+            # pragma: no cover - a zipfile without the attributes relied on
+            _write_member(out, name, self.read(name, what), info.compress_type)
+            return
+        try:
+            with open(self.path, "rb") as src:
+                src.seek(info.header_offset)
+                header = src.read(30)
+                if len(header) < 30 or header[:4] != b"PK\x03\x04":
+                    raise ProjectError(f"{label} is damaged (no local header)")
+                name_len, extra_len = struct.unpack("<HH", header[26:30])
+                if src.read(name_len) != info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437"):
+                    raise ProjectError(f"{label} is damaged (its local header names another entry)")
+                start = info.header_offset + 30 + name_len + extra_len
+                if start + info.compress_size > os.fstat(src.fileno()).st_size:
+                    raise ProjectError(f"{label} is damaged (the file ends inside it)")
+                new = zipfile.ZipInfo(name, date_time=info.date_time)
+                new.compress_type = info.compress_type
+                new.external_attr = info.external_attr
+                new.CRC, new.compress_size, new.file_size = info.CRC, info.compress_size, info.file_size
+                zip64 = new.file_size > zipfile.ZIP64_LIMIT or new.compress_size > zipfile.ZIP64_LIMIT
+                fp = out.fp
+                fp.seek(out.start_dir)
+                new.header_offset = fp.tell()
+                fp.write(new.FileHeader(zip64))
+                _copy_range(src, fp, start, info.compress_size)
+                out.start_dir = fp.tell()
+                out.filelist.append(new)
+                out.NameToInfo[name] = new
+                out._didModify = True
+        except ProjectError:
+            raise
+        except OSError:
+            raise  # writing the new file failed: the caller reports the save as failed
+        except ZIP_ERRORS as exc:
+            raise ProjectError(f"{label} cannot be copied ({_reason(exc)})") from None
+
     def png_info(self, name: str, what: str | None = None) -> tuple[int, int, str]:
         """(width, height, mode) from a PNG member's header, without decoding it."""
         return png_header(self.read(name, what, head=33), f"{self.label}: {what or name}", self.limits)
+
+
+def _copy_range(src, dst, offset: int, count: int) -> None:
+    """`count` bytes of `src` from `offset` to the current position of `dst`, by the kernel when it can."""
+    dst.flush()
+    out_fd, in_fd = dst.fileno(), src.fileno()
+    pos = dst.tell()
+    done = 0
+    if hasattr(os, "copy_file_range"):
+        try:
+            while done < count:
+                n = os.copy_file_range(in_fd, out_fd, count - done, offset + done, pos + done)
+                if n <= 0:
+                    break
+                done += n
+        except OSError:  # another file system, an old kernel: copy through memory instead
+            pass
+    src.seek(offset + done)
+    dst.seek(pos + done)
+    while done < count:
+        chunk = src.read(min(CHUNK, count - done))
+        if not chunk:
+            raise ProjectError("the previous file ended while it was being copied")
+        dst.write(chunk)
+        done += len(chunk)
+    dst.seek(pos + count)
+
+
+def _write_member(out: zipfile.ZipFile, name: str, data: bytes, compression: int) -> None:
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = compression
+    info.external_attr = 0o644 << 16
+    out.writestr(info, data)
 
 
 def _reason(exc: BaseException) -> str:

@@ -9,7 +9,8 @@ Version 2 (current) holds:
     canvas        {width, height (size hints or null), frame {x, y, width, height}, view {zoom, center_x, center_y}}
     layers        [LAYER, ...] image layers, bottom -> top
     mask          LAYER of kind "mask"
-    history       [{id, created, width, height, record}, ...] oldest -> newest
+    history       [{id, created, width, height, record, path (optional: its PNG in the outputs folder)}, ...]
+                  oldest -> newest
     prompt_state  the prompt panel's state (a JSON object)
     model         the chosen model {name, hash, ...} or null: models are referenced, never embedded
     timeline      the morph timeline's state (a JSON object) or null
@@ -168,7 +169,8 @@ def _nullable(inner: Check) -> Check:
     return check
 
 
-def _fields(spec: dict[str, Check], extra: Callable[[dict, str], None] | None = None) -> Check:
+def _fields(spec: dict[str, Check], extra: Callable[[dict, str], None] | None = None,
+            optional: dict[str, Check] | None = None) -> Check:
     """A JSON object with these keys (unknown keys are ignored: a later minor addition stays readable)."""
     def check(v: Any, where: str) -> None:
         if not isinstance(v, dict):
@@ -177,6 +179,9 @@ def _fields(spec: dict[str, Check], extra: Callable[[dict, str], None] | None = 
             if key not in v:
                 _fail(f"{where}.{key}", "is missing")
             inner(v[key], f"{where}.{key}")
+        for key, inner in (optional or {}).items():
+            if key in v:
+                inner(v[key], f"{where}.{key}")
         if extra is not None:
             extra(v, where)
     return check
@@ -212,7 +217,7 @@ _LAYER_FIELDS = {
 _LAYER = _fields({**_LAYER_FIELDS, "kind": _one_of("image")}, _pixels)
 _MASK = _fields({**_LAYER_FIELDS, "kind": _one_of("mask")}, _pixels)
 _HISTORY = _fields({"id": _str(64, _ID), "created": _num(-1e12, 1e12), "width": _SIDE, "height": _SIDE,
-                    "record": _object}, _pixels)
+                    "record": _object}, _pixels, optional={"path": _nullable(_str(4096))})
 _SCHEMA = _fields({
     "format": _one_of(FORMAT),
     "version": _one_of(VERSION),

@@ -9,8 +9,10 @@ Saving writes a new archive through core.files.atomic_open (temporary file besid
 the folder), so a crash or kill mid-save leaves the previous file whole and a failed save (disk full,
 permission denied) raises one ProjectError line with the old file and the open document untouched.
 PNG members are *stored* (PNG is already deflate-compressed), so a member that did not change is copied byte
-for byte from the previous file (its CRC checked on the way); only layers whose `revision` changed, new
-layers and new history items are encoded again. The manifest is rewritten every time.
+for byte from the previous file, by the kernel where it can (os.copy_file_range), keeping its CRC so damage
+stays detectable; only layers whose `revision` changed, new layers and new history items are encoded again.
+The manifest is rewritten every time. The whole file is still written once per save: that is what makes the
+rename atomic (a zip cannot be changed in place without a moment when it is broken).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from aigc_desktop import __version__
 from aigc_desktop.core.document import Document, Frame, HistoryItem, Layer, View
 from aigc_desktop.core.files import atomic_open
 from aigc_desktop.core.project import manifest as mf
-from aigc_desktop.core.project.container import LIMITS, ProjectZip, decode_png
+from aigc_desktop.core.project.container import LIMITS, ProjectZip, _write_member, decode_png
 from aigc_desktop.core.project.errors import ProjectError
 from aigc_desktop.core.safe_io import JsonLimitError, MiB, loads_json
 
@@ -149,7 +151,8 @@ def build_manifest(doc: Document) -> dict[str, Any]:
         "layers": [_layer_entry(layer) for layer in doc.layers],
         "mask": _layer_entry(doc.mask),
         "history": [{"id": h.id, "created": float(h.created), "width": int(h.width), "height": int(h.height),
-                     "record": _jsonable(h.record) if isinstance(h.record, dict) else {}} for h in doc.history],
+                     "record": _jsonable(h.record) if isinstance(h.record, dict) else {},
+                     "path": str(h.path) if getattr(h, "path", None) else None} for h in doc.history],
         "prompt_state": _jsonable(doc.prompt_state or {}),
         "model": _jsonable(doc.model),
         "timeline": _jsonable(doc.timeline),
@@ -242,11 +245,11 @@ class Project:
             try:
                 member = src.member(name, what)
                 if (member.crc, member.size) == (prev.backing.crc, prev.backing.size):
-                    _write(out, name, src.read(name, what), zipfile.ZIP_STORED)  # CRC-checked copy, no re-encode
-                    thumb = src.read(thumb_name, what) if prev.thumb_name and src.has(thumb_name) else None
-                    if thumb is None:
-                        thumb = _png_bytes(_thumbnail(obj.image))
-                    _write(out, thumb_name, thumb, zipfile.ZIP_STORED)
+                    src.copy_raw(name, out, what)  # the stored bytes as they are: no decode, no re-encode
+                    if prev.thumb_name and src.has(thumb_name):
+                        src.copy_raw(thumb_name, out, f"thumbnail of {what}")
+                    else:
+                        _write(out, thumb_name, _png_bytes(_thumbnail(obj.image)), zipfile.ZIP_STORED)
                     return _Saved(prev.ref, revision, prev.backing, thumb_name)
             except ProjectError:
                 if not _is_loaded(obj):
@@ -283,11 +286,7 @@ def _is_loaded(obj: Any) -> bool:
     return getattr(obj, "_image", None) is not None
 
 
-def _write(out: zipfile.ZipFile, name: str, data: bytes, compression: int) -> None:
-    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-    info.compress_type = compression
-    info.external_attr = 0o644 << 16
-    out.writestr(info, data)
+_write = _write_member
 
 
 # ------------------------------------------------------------------------------------------------- open
@@ -346,7 +345,7 @@ def open_project(path: str | os.PathLike, lazy: bool | None = None) -> Project:
         else:
             obj = HistoryItem(entry["record"], image, id=entry["id"], width=entry["width"], height=entry["height"],
                               created=entry["created"], loader=source.load if source else None,
-                              thumb_loader=source.thumbnail if source else None)
+                              thumb_loader=source.thumbnail if source else None, path=entry.get("path"))
             doc.add_history(obj)
             revision = None
         thumb_name = (mf.layer_thumb_member if kind == "layer" else mf.history_thumb_member)(entry["id"])
