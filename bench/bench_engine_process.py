@@ -8,7 +8,9 @@ Prints, from one run on one machine:
      the GUI event loop's lateness while previews stream (5 ms timer; target p95 <= 16.7 ms);
   3. a txt2img job on a tiny SD model through the engine process (submit -> Finished in the GUI thread)
      against a bare diffusers call on the same model in this process (same scheduler, steps, size, seed,
-     one torch thread each; median of alternating runs); target ratio <= 1.03. --skip-model leaves it out.
+     one torch thread each; median of alternating runs); target ratio <= 1.03. --skip-model leaves it out;
+  4. the StyleGAN live view's rate (live renders of the bundled emoji-stylegan, one after the other as the
+     view requests them) through the engine process against the same renders in this process's runner.
 
     python bench/bench_engine_process.py [--jobs 200] [--size 256] [--steps 8] [--model-size 128]
 """
@@ -119,6 +121,20 @@ def long_session(count: int, size: int, steps: int) -> dict:
             "stopped": stopped}
 
 
+def wait(vm, ends: list) -> None:
+    """Run the GUI event loop until a job's end arrived (as the window does: no polling)."""
+    from PySide6.QtCore import QEventLoop
+
+    if ends:
+        return
+    loop = QEventLoop()
+    done = vm.job_finished.connect(lambda *_: loop.quit())
+    failed = vm.job_failed.connect(lambda *_: loop.quit())
+    loop.exec()
+    vm.job_finished.disconnect(done)
+    vm.job_failed.disconnect(failed)
+
+
 def process_ratio(model_dir: Path, size: int, steps: int, repeats: int) -> tuple[float, float, float]:
     """Median time of a txt2img job through the engine process vs a bare diffusers call, model loaded."""
     from PySide6.QtWidgets import QApplication
@@ -143,9 +159,7 @@ def process_ratio(model_dir: Path, size: int, steps: int, repeats: int) -> tuple
         ends.clear()
         t = time.perf_counter()
         vm.submit(DiffusionJob(model=ModelRef(str(model_dir)), params=params))
-        while not ends:
-            app.processEvents()
-            time.sleep(0.0005)
+        wait(vm, ends)
         took = time.perf_counter() - t
         assert type(ends[0]).__name__ == "Finished", ends[0]
         vm.clear_done()
@@ -180,6 +194,90 @@ def process_ratio(model_dir: Path, size: int, steps: int, repeats: int) -> tuple
     return a / b, a, b
 
 
+def job_overhead(count: int) -> tuple[float, float]:
+    """Median time of a job that does (almost) nothing: through the engine process and in this process."""
+    from PySide6.QtWidgets import QApplication
+
+    from aigc_desktop.core import jobs
+    from aigc_desktop.core.runner import EngineOptions, Runner
+    from aigc_desktop.engines.base import FakeEngine
+    from aigc_desktop.ui.engine_client import EngineClient
+    from aigc_desktop.ui.viewmodels.queue import QueueViewModel
+
+    QApplication.instance() or QApplication([])
+    vm = QueueViewModel()
+    client = EngineClient(vm.queue, EngineOptions(device="cpu"), engines={"fake": "aigc_desktop.engines.base:FakeEngine"},
+                          preload=False)
+    client.start()
+    ends: list[object] = []
+    vm.job_finished.connect(lambda job_id, event: ends.append(event))
+    runner = Runner(engines={"fake": FakeEngine()})
+    times: dict[str, list[float]] = {"process": [], "in-process": []}
+    for i in range(count + 1):
+        spec = jobs.FakeJob(steps=1, step_seconds=0.0, width=8, height=8)
+        t = time.perf_counter()
+        ends.clear()
+        vm.submit(spec)
+        wait(vm, ends)
+        if i:
+            times["process"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        runner.run(spec, lambda e: None, lambda: False)
+        if i:
+            times["in-process"].append(time.perf_counter() - t)
+        vm.clear_done()
+    client.stop()
+    return statistics.median(times["process"]), statistics.median(times["in-process"])
+
+
+def live_rate(model: Path, renders: int) -> tuple[float, float]:
+    """Live StyleGAN renders per second: through the engine process, and in-process (the old worker)."""
+    from PySide6.QtWidgets import QApplication
+
+    from aigc_desktop.core.jobs import ModelRef, StyleGANJob
+    from aigc_desktop.core.runner import EngineOptions, Runner
+    from aigc_desktop.ui.engine_client import EngineClient
+    from aigc_desktop.ui.viewmodels.queue import QueueViewModel
+
+    app = QApplication.instance() or QApplication([])
+    options = EngineOptions(device="cpu", threads=1)
+    ref = ModelRef(str(model), kind="stylegan")
+    vm = QueueViewModel()
+    client = EngineClient(vm.queue, options, preload=False)
+    client.start()
+    ends: list[object] = []
+    vm.job_finished.connect(lambda job_id, event: ends.append(event))
+    vm.job_failed.connect(lambda job_id, message, details: ends.append(message))
+
+    def through_process(seed: int) -> None:
+        ends.clear()
+        vm.submit(StyleGANJob(model=ref, seeds=(seed,), live=True, truncation_psi=0.7))
+        wait(vm, ends)
+        assert type(ends[0]).__name__ == "Finished", ends[0]
+        vm.clear_done()
+
+    import torch
+
+    torch.set_num_threads(1)
+    runner = Runner(options)
+
+    def in_process(seed: int) -> None:
+        end = runner.run(StyleGANJob(model=ref, seeds=(seed,), live=True, truncation_psi=0.7), lambda e: None,
+                         lambda: False)
+        assert type(end).__name__ == "Finished", end
+
+    through_process(0)
+    in_process(0)  # both load the model once
+    times: dict[str, list[float]] = {"process": [], "in-process": []}
+    for i in range(renders):  # alternating, so that a busy neighbour slows both alike
+        for name, fn in (("process", through_process), ("in-process", in_process)):
+            t = time.perf_counter()
+            fn(i + 1)
+            times[name].append(time.perf_counter() - t)
+    client.stop()
+    return 1 / statistics.median(times["process"]), 1 / statistics.median(times["in-process"])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--jobs", type=int, default=200)
@@ -188,6 +286,7 @@ def main() -> int:
     ap.add_argument("--model-size", type=int, default=128)
     ap.add_argument("--model-steps", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--live-renders", type=int, default=40)
     ap.add_argument("--skip-model", action="store_true")
     args = ap.parse_args()
     if not os.path.isdir("/proc/self/fd"):
@@ -210,8 +309,18 @@ def main() -> int:
           f"p50 {percentile(gaps, 0.5):.2f} ms, p95 {percentile(gaps, 0.95):.2f} ms, max {max(gaps):.2f} ms  "
           "(target p95 <= 16.7 ms)")
     print(f"stop: {r['stop_s'] * 1000:.0f} ms ({'clean' if r['stopped'] else 'NOT STOPPED'})")
+    ours, theirs = job_overhead(50)
+    print(f"a job that does nothing, submit -> Finished in the GUI thread: engine process {ours * 1000:.2f} ms, "
+          f"in-process runner {theirs * 1000:.2f} ms (the transport's cost per job)")
     if args.skip_model:
         return 0
+    from aigc_desktop.core.paths import resources_dir
+
+    stylegan = resources_dir() / "models" / "emoji-stylegan"
+    if stylegan.is_dir():
+        ours, theirs = live_rate(stylegan, args.live_renders)
+        print(f"StyleGAN live view (emoji-stylegan 64x64, 1 torch thread): engine process {ours:.1f} renders/s vs "
+              f"in-process {theirs:.1f} renders/s  ratio {theirs / ours:.3f}")
     from aigc_desktop.testing.tiny import save_tiny_sd
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -443,7 +443,8 @@ class EngineClient(QObject):
         super().__init__(parent)
         self.setObjectName("aigc-engine-client")
         if transport == "auto":
-            transport = "thread" if _wants_thread(engines) else "process"
+            # The pipe is built on POSIX file descriptors; Windows keeps the worker thread for now.
+            transport = "thread" if _wants_thread(engines) or sys.platform == "win32" else "process"
         if transport not in ("process", "thread"):
             raise ValueError(f"Unknown transport {transport!r}")
         self.transport = transport
