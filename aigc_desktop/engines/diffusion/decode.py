@@ -34,9 +34,10 @@ def _finite(t: torch.Tensor) -> bool:
     return bool(torch.isfinite(t).all())
 
 
-def invalid_values(where: str) -> InvalidValues:
-    return InvalidValues(f"The model produced invalid values (NaN) {where}; no image was saved. Try --dtype fp32 "
-                         "(Settings > Precision), another VAE, or another copy of the model")
+def invalid_values(where: str, half: bool) -> InvalidValues:
+    hint = ("try --dtype fp32 (Settings > Precision), another VAE, or another copy of the model" if half
+            else "its weights are broken: use another copy of the model, or another VAE")
+    return InvalidValues(f"The model produced invalid values (NaN) {where}; no image was saved: {hint}")
 
 
 def _decode_fp32(vae: torch.nn.Module, decode: Callable[..., Any], z: torch.Tensor, args: tuple,
@@ -62,15 +63,15 @@ def finite_decode(vae: torch.nn.Module, on_retry: Callable[[], None] | None = No
         if _finite(_sample(out)):
             return out
         if not _finite(z):
-            raise invalid_values("in its latents, before the VAE")
+            raise invalid_values("in its latents, before the VAE", half)
         if not half:
-            raise invalid_values("in the VAE decode")
+            raise invalid_values("in the VAE decode", half)
         log.warning("VAE decode gave NaN/Inf in %s; decoding again in float32", vae.dtype)
         if on_retry is not None:
             on_retry()
         out32 = _decode_fp32(vae, decode, z, args, kwargs)
         if not _finite(_sample(out32)):
-            raise invalid_values("in the VAE decode, in half precision and in float32")
+            raise invalid_values("in the VAE decode, in half precision and in float32", False)
         setattr(vae, FP32_FLAG, True)  # the next decodes go to float32 at once
         return out32  # float32 pixels: the image processor takes any float dtype
 
