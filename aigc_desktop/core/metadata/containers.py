@@ -406,6 +406,7 @@ def _pillow(path: Path) -> tuple[TextChunks, tuple[int, int] | None, str]:
     chunks = TextChunks()
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's "Corrupt EXIF data" and kin: the reader says what matters
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 fmt, size, info = im.format or "", im.size, dict(im.info)

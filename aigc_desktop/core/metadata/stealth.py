@@ -68,6 +68,7 @@ def read_stealth(path: Path, size: tuple[int, int] | None) -> tuple[str | None, 
                           f"{limits.STEALTH_MAX_PIXELS:,} decoded for it")
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's "Corrupt EXIF data" and kin: the reader says what matters
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 if im.mode not in ("RGB", "RGBA") or im.width * im.height > limits.STEALTH_MAX_PIXELS:
