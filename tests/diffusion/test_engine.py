@@ -13,6 +13,7 @@ from aigc_desktop.core.runner import EngineOptions, Runner
 from aigc_desktop.engines.diffusion import memory
 from aigc_desktop.engines.diffusion.engine import DiffusionEngine
 from aigc_desktop.engines.diffusion.preview import latents_to_rgb
+from tests.image_compare import assert_images_close
 
 GiB = 1 << 30
 
@@ -119,7 +120,9 @@ def test_low_free_memory_switches_savings_on_and_off(runner, tiny_sd_path, monke
     assert {type(p).__name__ for p in unet.attn_processors.values()} == {"AttnProcessor2_0"}
     assert not loaded(runner, tiny_sd_path).pipe.vae.use_tiling
     a, b, c = (np.asarray(r.images[0], dtype=np.int16) for r in (plain, tight, again))
-    assert np.array_equal(a, c) and np.abs(a - b).max() <= 2
+    assert np.array_equal(a, c)  # the same plan again: the same computation, the same pixels
+    # Sliced attention is another computation (attention computed slice by slice): the same image within rounding.
+    assert_images_close(b, a, what="sliced attention against plain attention")
 
 
 def test_memory_plan_levels():

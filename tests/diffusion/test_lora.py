@@ -22,6 +22,7 @@ from aigc_desktop.engines.diffusion import lora
 from aigc_desktop.engines.diffusion.engine import DiffusionEngine
 from aigc_desktop.testing.tiny import tiny_family_pipeline, tiny_sd_components, tiny_sd_pipeline
 from aigc_desktop.testing.tiny_lora import lora_deltas, save_diffusers_lora, save_kohya_lora
+from tests.image_compare import assert_images_close
 
 # The app filters PEFT's note about a second adapter at import; pytest resets filters for each test.
 pytestmark = pytest.mark.filterwarnings("ignore:Already found a `peft_config` attribute")
@@ -65,8 +66,9 @@ def test_layouts_change_the_image_alike_and_are_removed_after_the_job(engine, ti
         (entry,) = record["loras"]
         assert entry["file"] == getattr(files, layout).name and entry["weight"] == 1.0
     assert np.abs(images["kohya"] - before).max() > 20
-    assert np.abs(images["kohya_sgm"] - images["kohya"]).max() <= 1
-    assert np.abs(images["diffusers"] - images["kohya"]).max() <= 1
+    # Three layouts of the same deltas, converted by other code paths (other float order): within rounding.
+    assert_images_close(images["kohya_sgm"], images["kohya"], what="kohya SGM layout against kohya")
+    assert_images_close(images["diffusers"], images["kohya"], what="diffusers layout against kohya")
     after, _ = generate(engine, tiny_sd_path)
     assert np.array_equal(after, before)  # the cached model is unchanged
 
@@ -128,7 +130,10 @@ def test_two_loras_with_separate_weights_match_merged_weights(files):
     with lora.applied(pipe, "sd1", uses):
         got = _image(pipe)
     expected = _image(_merged_pipeline([(files.deltas, 2.0, 0.5, 1.2), (files.other, 1.0, 1.0, -0.7)]))
-    assert np.abs(got - expected).max() < 1e-4
+    # LoRA layers (x W + x down up) against merged weights (x (W + up down)): another computation. Measured
+    # at most 0.003 level on these float images; 0.05 level (2e-4) on every value is the bound.
+    assert_images_close(got, expected, what="LoRA layers against merged weights", level=0.05, share=1.0,
+                        mean=0.01, worst=None)
     assert np.abs(got - _image(tiny_sd_pipeline())).max() > 0.05
     assert pipe.get_list_adapters() == {} and np.array_equal(_image(pipe), _image(tiny_sd_pipeline()))
 
@@ -157,7 +162,8 @@ def test_sdxl_kohya_lora_with_both_text_encoders(tmp_path):
         assert now_modules == modules and all(torch.equal(now_params[k], v) for k, v in params.items())
     # Not bitwise: on CPU a Linear on a strided (permuted) input rounds differently with the buffer's
     # address, and loading moved the allocator on; the SD 1.x engine test above compares images exactly.
-    assert np.allclose(image(), before, atol=1e-5)
+    assert_images_close(image(), before, what="SDXL after the LoRA is removed", level=0.05, share=1.0, mean=0.01,
+                        worst=None)
 
 
 def _state(module):

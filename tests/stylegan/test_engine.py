@@ -12,6 +12,7 @@ from aigc_desktop.core.errors import InvalidParameter
 from aigc_desktop.core.metadata import read_record, save_png
 from aigc_desktop.core.runner import EngineOptions, Runner
 from aigc_desktop.engines import export
+from tests.image_compare import assert_images_close
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,9 @@ def test_every_format_renders_the_same_model_identically(runner, sg_files):
             for k in ("sg2-skip", "ours")]
     assert np.array_equal(pixels(outs[0]), pixels(outs[1]))
     ros = run(runner, job(sg_files["rosinality"], seeds=(5,), truncation_psi=0.5))[0].images[0]
-    assert np.abs(pixels(ros).astype(int) - pixels(outs[0]).astype(int)).max() <= 1
+    # rosinality's layout is converted (weights rescaled, convolutions regrouped): another computation, the same
+    # image within rounding.
+    assert_images_close(ros, outs[0], what="rosinality file against the NVIDIA pickle")
 
 
 def test_stylegan3_and_conditional_models(runner, sg_files):
