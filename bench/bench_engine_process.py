@@ -10,7 +10,8 @@ Prints, from one run on one machine:
      against a bare diffusers call on the same model in this process (same scheduler, steps, size, seed,
      one torch thread each; median of alternating runs); target ratio <= 1.03. --skip-model leaves it out;
   4. the StyleGAN live view's rate (live renders of the bundled emoji-stylegan, one after the other as the
-     view requests them) through the engine process against the same renders in this process's runner.
+     view requests them) through the engine process against the worker thread the app used before, and
+     the transport's own cost per job (a job that does nothing), both alternating job by job.
 
     python bench/bench_engine_process.py [--jobs 200] [--size 256] [--steps 8] [--model-size 128]
 """
@@ -194,88 +195,70 @@ def process_ratio(model_dir: Path, size: int, steps: int, repeats: int) -> tuple
     return a / b, a, b
 
 
+class Transport:
+    """A queue view-model and a client on it, as the window has: submit a spec, wait for its end."""
+
+    def __init__(self, transport: str, engines: dict | None = None, threads: int = 1) -> None:
+        from PySide6.QtWidgets import QApplication
+
+        from aigc_desktop.core.runner import EngineOptions
+        from aigc_desktop.ui.engine_client import EngineClient
+        from aigc_desktop.ui.viewmodels.queue import QueueViewModel
+
+        QApplication.instance() or QApplication([])
+        self.vm = QueueViewModel()
+        self.client = EngineClient(self.vm.queue, EngineOptions(device="cpu", threads=threads), engines=engines,
+                                   preload=False, transport=transport)
+        self.client.start()
+        self.ends: list[object] = []
+        self.vm.job_finished.connect(lambda job_id, event: self.ends.append(event))
+        self.vm.job_failed.connect(lambda job_id, message, details: self.ends.append(message))
+
+    def run(self, spec) -> float:
+        self.ends.clear()
+        t = time.perf_counter()
+        self.vm.submit(spec)
+        wait(self.vm, self.ends)
+        took = time.perf_counter() - t
+        assert type(self.ends[0]).__name__ == "Finished", self.ends[0]
+        self.vm.clear_done()
+        return took
+
+    def stop(self) -> None:
+        self.client.stop()
+
+
+def compare(make_spec, count: int, engines_process=None, engines_thread=None) -> tuple[float, float]:
+    """Median seconds per job through the engine process and through the worker thread (the app before
+    the engine process), alternating job by job so a busy neighbour slows both alike."""
+    process, thread = Transport("process", engines_process), Transport("thread", engines_thread)
+    process.run(make_spec(0))
+    thread.run(make_spec(0))  # both load their model once
+    times: dict[str, list[float]] = {"process": [], "thread": []}
+    for i in range(1, count + 1):
+        times["process"].append(process.run(make_spec(i)))
+        times["thread"].append(thread.run(make_spec(i)))
+    process.stop()
+    thread.stop()
+    return statistics.median(times["process"]), statistics.median(times["thread"])
+
+
 def job_overhead(count: int) -> tuple[float, float]:
-    """Median time of a job that does (almost) nothing: through the engine process and in this process."""
-    from PySide6.QtWidgets import QApplication
-
+    """Seconds per job that does (almost) nothing: the transport's own cost."""
     from aigc_desktop.core import jobs
-    from aigc_desktop.core.runner import EngineOptions, Runner
-    from aigc_desktop.engines.base import FakeEngine
-    from aigc_desktop.ui.engine_client import EngineClient
-    from aigc_desktop.ui.viewmodels.queue import QueueViewModel
 
-    QApplication.instance() or QApplication([])
-    vm = QueueViewModel()
-    client = EngineClient(vm.queue, EngineOptions(device="cpu"), engines={"fake": "aigc_desktop.engines.base:FakeEngine"},
-                          preload=False)
-    client.start()
-    ends: list[object] = []
-    vm.job_finished.connect(lambda job_id, event: ends.append(event))
-    runner = Runner(engines={"fake": FakeEngine()})
-    times: dict[str, list[float]] = {"process": [], "in-process": []}
-    for i in range(count + 1):
-        spec = jobs.FakeJob(steps=1, step_seconds=0.0, width=8, height=8)
-        t = time.perf_counter()
-        ends.clear()
-        vm.submit(spec)
-        wait(vm, ends)
-        if i:
-            times["process"].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        runner.run(spec, lambda e: None, lambda: False)
-        if i:
-            times["in-process"].append(time.perf_counter() - t)
-        vm.clear_done()
-    client.stop()
-    return statistics.median(times["process"]), statistics.median(times["in-process"])
+    return compare(lambda i: jobs.FakeJob(steps=1, step_seconds=0.0, width=8, height=8), count,
+                   engines_process={"fake": "aigc_desktop.engines.base:FakeEngine"},
+                   engines_thread={"fake": "aigc_desktop.engines.base:FakeEngine"})
 
 
 def live_rate(model: Path, renders: int) -> tuple[float, float]:
-    """Live StyleGAN renders per second: through the engine process, and in-process (the old worker)."""
-    from PySide6.QtWidgets import QApplication
-
+    """Live StyleGAN renders per second, one after the other as the view requests them."""
     from aigc_desktop.core.jobs import ModelRef, StyleGANJob
-    from aigc_desktop.core.runner import EngineOptions, Runner
-    from aigc_desktop.ui.engine_client import EngineClient
-    from aigc_desktop.ui.viewmodels.queue import QueueViewModel
 
-    app = QApplication.instance() or QApplication([])
-    options = EngineOptions(device="cpu", threads=1)
     ref = ModelRef(str(model), kind="stylegan")
-    vm = QueueViewModel()
-    client = EngineClient(vm.queue, options, preload=False)
-    client.start()
-    ends: list[object] = []
-    vm.job_finished.connect(lambda job_id, event: ends.append(event))
-    vm.job_failed.connect(lambda job_id, message, details: ends.append(message))
-
-    def through_process(seed: int) -> None:
-        ends.clear()
-        vm.submit(StyleGANJob(model=ref, seeds=(seed,), live=True, truncation_psi=0.7))
-        wait(vm, ends)
-        assert type(ends[0]).__name__ == "Finished", ends[0]
-        vm.clear_done()
-
-    import torch
-
-    torch.set_num_threads(1)
-    runner = Runner(options)
-
-    def in_process(seed: int) -> None:
-        end = runner.run(StyleGANJob(model=ref, seeds=(seed,), live=True, truncation_psi=0.7), lambda e: None,
-                         lambda: False)
-        assert type(end).__name__ == "Finished", end
-
-    through_process(0)
-    in_process(0)  # both load the model once
-    times: dict[str, list[float]] = {"process": [], "in-process": []}
-    for i in range(renders):  # alternating, so that a busy neighbour slows both alike
-        for name, fn in (("process", through_process), ("in-process", in_process)):
-            t = time.perf_counter()
-            fn(i + 1)
-            times[name].append(time.perf_counter() - t)
-    client.stop()
-    return 1 / statistics.median(times["process"]), 1 / statistics.median(times["in-process"])
+    ours, theirs = compare(lambda i: StyleGANJob(model=ref, seeds=(i,), live=True, truncation_psi=0.7), renders)
+    return 1 / ours, 1 / theirs
 
 
 def main() -> int:
@@ -311,7 +294,7 @@ def main() -> int:
     print(f"stop: {r['stop_s'] * 1000:.0f} ms ({'clean' if r['stopped'] else 'NOT STOPPED'})")
     ours, theirs = job_overhead(50)
     print(f"a job that does nothing, submit -> Finished in the GUI thread: engine process {ours * 1000:.2f} ms, "
-          f"in-process runner {theirs * 1000:.2f} ms (the transport's cost per job)")
+          f"worker thread {theirs * 1000:.2f} ms (the transport's cost per job)")
     if args.skip_model:
         return 0
     from aigc_desktop.core.paths import resources_dir
@@ -320,7 +303,7 @@ def main() -> int:
     if stylegan.is_dir():
         ours, theirs = live_rate(stylegan, args.live_renders)
         print(f"StyleGAN live view (emoji-stylegan 64x64, 1 torch thread): engine process {ours:.1f} renders/s vs "
-              f"in-process {theirs:.1f} renders/s  ratio {theirs / ours:.3f}")
+              f"worker thread {theirs:.1f} renders/s  ratio {theirs / ours:.3f}")
     from aigc_desktop.testing.tiny import save_tiny_sd
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -463,7 +463,8 @@ class EngineClient(QObject):
         if self.transport == "thread":
             from aigc_desktop.ui.worker import Worker
 
-            self._worker = Worker(self.queue, self._options, engines=self._engines, preload=self._preload)
+            engines = host._resolve_engines(self._engines, self._options) if self._engines else None
+            self._worker = Worker(self.queue, self._options, engines=engines, preload=self._preload)
             self._worker.setObjectName(self.objectName())
             self._worker.start()
             return
