@@ -20,6 +20,7 @@ frame per distinct cache key; `out` writes the whole animation (engines/export.p
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -190,21 +191,41 @@ class VaeMorph:
 
 class DiffusionTravel:
     def __init__(self, engine: "TravelEngine", spec: TravelJob, timeline: ip.Timeline, emit: Emit,
-                 cancelled: IsCancelled) -> None:
+                 cancelled: IsCancelled, stack: contextlib.ExitStack) -> None:
+        from aigc_desktop.core.prompt_syntax import extract_networks
         from aigc_desktop.engines.diffusion import conditioning
 
         self.spec, self.timeline, self.cancelled = spec, timeline, cancelled
         self.diffusion = engine.diffusion()
         self.jobs = [self._job(k) for k in timeline.keyframes]
         self.model = self.diffusion.model(self.jobs[0], emit)
+        # One set of LoRAs for every frame (they change the UNet): the job's list and the tags of the keyframe
+        # prompts, which must then be the same tags in every keyframe.
+        tags = []
+        for job in self.jobs:
+            (pos, pos_nets), (neg, neg_nets) = (extract_networks(job.params.prompt),
+                                                extract_networks(job.params.negative_prompt))
+            tags.append(sorted(n.tag for n in pos_nets + neg_nets))
+        if any(t != tags[0] for t in tags):
+            raise UserError("The keyframes use different LoRA tags: a travel applies one set of LoRAs to every "
+                            "frame, so give every keyframe the same <lora:...> tags (or use the LoRA list)")
         self.embeds: list[dict[str, torch.Tensor]] = []
-        self.cond_records: list[dict[str, Any]] = []
+        # The first keyframe's conditioning stays open for the whole job: its LoRAs stay applied while the
+        # frames render, exactly as a plain generation renders inside its own conditioning block.
+        first = stack.enter_context(conditioning.prepared(self.model, self.jobs[0].params))
         for i, job in enumerate(self.jobs):
             if cancelled():
                 raise CancelRequested()
-            with conditioning.prepared(self.model, job.params) as cond:
-                self.embeds.append({k: v.detach().clone() for k, v in cond.pipeline_kwargs(1).items()})
-                self.cond_records.append(cond.record())
+            if i == 0:
+                cond = first
+            else:  # encoded under the LoRAs already applied: tags stripped, no second application
+                p = replace(job.params, prompt=extract_networks(job.params.prompt)[0],
+                            negative_prompt=extract_networks(job.params.negative_prompt)[0], loras=())
+                with conditioning.prepared(self.model, p) as cond:
+                    self.embeds.append({k: v.detach().clone() for k, v in cond.pipeline_kwargs(1).items()})
+                continue
+            self.embeds.append({k: v.detach().clone() for k, v in cond.pipeline_kwargs(1).items()})
+        self.cond_record = first.record()  # the LoRAs and embeddings every frame used
         shapes = {tuple(e["prompt_embeds"].shape) for e in self.embeds}
         if len(shapes) > 1:
             lengths = sorted({s[1] // 77 for s in shapes})
@@ -281,7 +302,7 @@ class DiffusionTravel:
     def record(self, f: ip.FramePlan, image: Any) -> dict[str, Any]:
         near = f.a if f.t < 0.5 else f.b
         rec = self.diffusion.record(self.jobs[near], self.model, int(self.timeline.keyframes[near].seed), 0)
-        rec.update(self.cond_records[near])
+        rec.update(self.cond_record)
         if f.keyframe is None:  # an in-between frame is not a plain generation of one prompt
             ka, kb = self.timeline.keyframes[f.a], self.timeline.keyframes[f.b]
             rec.update(prompt=f"{ka.prompt} → {kb.prompt}", seed=int(ka.seed), travel_strength=self.spec.strength)
@@ -366,14 +387,19 @@ class TravelEngine:
             emit(Status(job_id=spec.id, text=f"Loading {ref.name}…"))
         return self._vae_cache.get_or_load(key, lambda: load_vae(ref, device))
 
-    def renderer(self, spec: TravelJob, timeline: ip.Timeline, emit: Emit, cancelled: IsCancelled):
+    def renderer(self, spec: TravelJob, timeline: ip.Timeline, emit: Emit, cancelled: IsCancelled,
+                 stack: contextlib.ExitStack):
         if spec.travel == "vae":
             return VaeMorph(self, spec, timeline, emit)
         if spec.travel == "diffusion":
-            return DiffusionTravel(self, spec, timeline, emit, cancelled)
+            return DiffusionTravel(self, spec, timeline, emit, cancelled, stack)
         return StyleGANTravel(self, spec, timeline, emit)
 
     def run(self, spec: TravelJob, emit: Emit, cancelled: IsCancelled) -> JobResult:
+        with contextlib.ExitStack() as stack:  # what a renderer opens (LoRAs applied) closes with the job
+            return self._run(spec, emit, cancelled, stack)
+
+    def _run(self, spec: TravelJob, emit: Emit, cancelled: IsCancelled, stack: contextlib.ExitStack) -> JobResult:
         timeline = ip.Timeline.from_state(spec.timeline)
         timeline.validate()
         if spec.travel == "vae":  # pictures the job carries are known by their pixels (as the timeline knows them)
@@ -386,7 +412,7 @@ class TravelEngine:
         if bad:
             raise UserError(f"Frame {bad[0]} is not in this timeline (it has {len(frames)} frames)")
         todo = ip.unique_renders(frames, order)
-        renderer = self.renderer(spec, timeline, emit, cancelled)
+        renderer = self.renderer(spec, timeline, emit, cancelled, stack)
         reporter = StepReporter(spec.id, len(todo), emit)
         images: dict[str, Any] = {}
         records: dict[str, dict[str, Any]] = {}

@@ -3,6 +3,8 @@ with previews and progress, cancel stops, exports read back."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -190,3 +192,32 @@ def test_exported_travel_reads_back(runner, stylegan_path, tmp_path):
         s = c.streams.video[0]
         assert (s.width, s.height) == (64, 64) and float(s.average_rate) == 8
         assert sum(1 for _ in c.decode(video=0)) == n
+
+
+@pytest.mark.filterwarnings("ignore:Already found a `peft_config` attribute")
+def test_diffusion_travel_keeps_the_jobs_loras_applied(runner, tiny_sd_path, tmp_path):
+    """LoRAs change the UNet: they stay applied while the frames render, so a keyframe's frame still equals
+    the plain generation with those LoRAs; keyframes with different LoRA tags are refused in one line."""
+    from aigc_desktop.core.params import LoraRef
+    from aigc_desktop.testing.tiny import tiny_sd_components
+    from aigc_desktop.testing.tiny_lora import lora_deltas, save_kohya_lora
+
+    comps = tiny_sd_components()
+    lora = save_kohya_lora(tmp_path / "style.safetensors", lora_deltas(comps["unet"], comps["text_encoder"],
+                                                                       rank=4, seed=1), alpha=2.0)
+    params = diffusion_params(scheduler="euler", loras=(LoraRef(str(lora), 1.0),))
+    keys = [ip.Keyframe(prompt="a cat", seed=7), ip.Keyframe(prompt="a dog", seed=8)]
+    spec = jobs.TravelJob(travel="diffusion", model=jobs.ModelRef(str(tiny_sd_path)),
+                          timeline=timeline(keys, frames=1), params=params, device="cpu")
+    end, events = run(runner, spec)
+    assert isinstance(end, jobs.Finished), getattr(end, "message", "")
+    got = frames_of(events)
+    for index, k in ((0, keys[0]), (1, keys[1])):
+        with_lora = runner.run(jobs.DiffusionJob(model=jobs.ModelRef(str(tiny_sd_path)), device="cpu",
+                                                 params=replace(params, prompt=k.prompt, seed=k.seed)),
+                               lambda e: None, lambda: False)
+        assert np.array_equal(pixels(got[index].image), pixels(with_lora.images[0])), index
+    assert got[0].record["loras"] and got[0].record["loras"][0]["file"] == "style.safetensors"
+    mixed = [ip.Keyframe(prompt="a cat <lora:style:1>", seed=1), ip.Keyframe(prompt="a dog", seed=2)]
+    end, _ = run(runner, replace(spec, timeline=timeline(mixed, frames=1), params=diffusion_params()))
+    assert isinstance(end, jobs.Failed) and "different LoRA tags" in end.message
