@@ -67,16 +67,14 @@ class GenerationViewModel(QObject):
 
     # -- state
     def set_params(self, params: GenerationParams) -> None:
-        """The panel's values; a new size resizes the frame (one mergeable undo step)."""
+        """The panel's values; a new size resizes the frame. Like the prompt text, the size boxes are not
+        undo steps (a model's native size sets them too); dragging the frame on the canvas is."""
         old = self.params
         self.params = params
         f = self.document.doc.frame
         if (params.width, params.height) != (old.width, old.height) and \
                 (params.width, params.height) != (f.width, f.height):
-            from aigc_desktop.ui.canvas.commands import SetFrameCommand
-
-            new = Frame.snapped(f.x, f.y, params.width, params.height)
-            self.document.push(SetFrameCommand(self.document.doc, new, merge=True))
+            self.document.doc.set_frame(Frame.snapped(f.x, f.y, params.width, params.height))
         self.document.doc.prompt_state = self.prompt_state()
 
     def prompt_state(self) -> dict[str, Any]:
