@@ -136,6 +136,8 @@ def parse_header(raw: bytes, file_size: int, name: str = "safetensors file") -> 
 
 
 def _cut(key: str, limit: int = 80) -> str:
+    """A tensor name as a message shows it: control characters escaped (one line), long names cut."""
+    key = key.encode("unicode_escape").decode("ascii") if not key.isprintable() else key
     return key if len(key) <= limit else key[: limit - 1] + "…"
 
 

@@ -16,8 +16,8 @@ import pytest
 TIME_LIMIT_S = 20  # each test takes well under a second or two; a hang fails instead of blocking the suite
 
 
-class TimeLimitExceeded(Exception):
-    pass
+class TimeLimitExceeded(BaseException):
+    """Not an Exception: no `except Exception` (or hypothesis's shrinking) may swallow it."""
 
 
 @pytest.fixture(autouse=True)
