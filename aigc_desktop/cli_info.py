@@ -3,8 +3,9 @@
 Images: the generation parameters stored by this app, A1111, ComfyUI, Civitai, InvokeAI, NovelAI or Fooocus,
 with what would be restored and what would not; `--json` also says per field where its value came from
 (`field_sources`: the chunk, the EXIF tag, the graph node) and what the image holds but could not be read
-(`unreadable`: oversized chunks, too-deep JSON, values a graph computes when it runs). Model files and folders: the detected kind and family (and,
-with --hash, the SHA-256 and A1111's short hashes, cached). Bad input raises UserError (one line, exit 2).
+(`unreadable`: oversized chunks, too-deep JSON, values a graph computes when it runs). Model files and
+folders: the detected kind and family (and, with --hash, the SHA-256 and A1111's short hashes, cached).
+Bad input raises UserError (one line, exit 2).
 """
 
 from __future__ import annotations

@@ -113,3 +113,11 @@ def test_utf8_in_a_text_chunk_is_read_as_utf8(tmp_path):
 
     ztxt = im.chunk(b"zTXt", b"parameters\0\0" + zlib.compress(f"{PROMPT}\n{SETTINGS}".encode("utf-8")))
     assert read_image_metadata(im.png_with_chunks(tmp_path / "z.png", ztxt)).prompt == PROMPT
+
+
+def test_civitai_a1111_text_with_resources(tmp_path):
+    text = (fx.A1111_2022 + ', Civitai resources: [{"type":"checkpoint","modelVersionId":290640},'
+            '{"type":"lora","weight":0.8,"modelVersionId":12345}], Civitai metadata: {}')
+    m = read_image_metadata(fx.png_with(tmp_path / "c.png", {"parameters": text}))
+    assert m.source == "Civitai (A1111 text)" and m.seed == 965400086 and m.model_hash == "45dee52b"
+    assert json.loads(m.extra["Civitai resources"])[1]["modelVersionId"] == 12345

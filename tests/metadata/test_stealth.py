@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -56,3 +58,12 @@ def test_stealth_limits(tmp_path, monkeypatch):
     monkeypatch.setattr(limits, "STEALTH_MAX_PIXELS", 100)
     m = read_image_metadata(path)
     assert not m.found and m.unreadable[0].startswith("stealth metadata not checked: 40x40 pixels")
+
+
+def test_novelai_stealth_json(tmp_path):
+    """NovelAI hides a JSON object of its usual chunks (Description, Software, Comment, ...) in the alpha."""
+    text = json.dumps({key: value for key, value in fx.NOVELAI.items()})
+    m = read_image_metadata(im.stealth_png(tmp_path / "nai.png", text, "alpha", True, size=(96, 64)))
+    assert m.source == "NovelAI" and m.prompt == "1girl, {{best quality}}, silver hair, night city"
+    assert (m.seed, m.steps, m.width, m.height) == (1234567890, 28, 832, 1216)
+    assert m.field_sources["seed"] == "stealth metadata in the alpha low bits (Comment)"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 from aigc_desktop.core.metadata.samplers import a1111_scheduler
 from aigc_desktop.core.metadata.types import ImageMetadata, LoraUse, json_dict, to_float, to_int
@@ -24,7 +23,7 @@ _QUIET = {"Version", "Hashes", "VAE hash", "TI hashes", "Lora hashes", "Model ha
           "Schedule type", "Sampler", "Steps", "CFG scale", "Seed", "Size", "Model", "Denoising strength",
           "Variation seed", "Variation seed strength", "Clip skip", "VAE", "Mask blur", "Inpaint area",
           "Masked area padding", "Masked content", "Downcast alphas_cumprod", "Pad conds", "RNG",
-          "Token merging ratio", "NGMS", "Engine"}
+          "Token merging ratio", "NGMS", "Engine", "Civitai metadata"}
 _FEATURES = (("Hires", "hires fix"), ("Refiner", "refiner"), ("ADetailer", "ADetailer"),
              ("ControlNet", "ControlNet"), ("Face restoration", "face restoration"),
              ("Seed resize from", "seed resize"), ("Tiled Diffusion", "tiled diffusion"),
@@ -48,12 +47,13 @@ _STRING_REST = re.compile(r'(?:[^"\\]|\\.){0,%d}"' % _MAX_VALUE)
 
 
 def _value_end(line: str, j: int) -> int:
-    """The index after a quoted value (`"..."`) or a `{...}` object (Civitai's flat `Hashes`) that opens at
-    `j`, or -1; neither is looked for past _MAX_VALUE characters."""
+    """The index after a quoted value (`"..."`), a `{...}` object (Civitai's flat `Hashes`) or a `[...]` list
+    (its `Civitai resources`, a list of flat objects) that opens at `j`, or -1; none is looked for past
+    _MAX_VALUE characters."""
     if line[j] == '"':
         m = _STRING_REST.match(line, j + 1)
         return m.end() if m else -1
-    close = line.find("}", j, j + _MAX_VALUE)
+    close = line.find("}" if line[j] == "{" else "]", j, j + _MAX_VALUE)
     return close + 1 if close >= 0 else -1
 
 
@@ -73,7 +73,7 @@ def settings_pairs(line: str) -> list[tuple[str, str]]:
         while j < n and line[j] in " \t":
             j += 1
         end = -1
-        if j < n and line[j] in '"{':
+        if j < n and line[j] in '"{[':
             end = _value_end(line, j)
             if end >= 0:
                 k = end
@@ -173,6 +173,8 @@ def parse_a1111(text: str) -> ImageMetadata | None:
                          clip_skip=to_int(s.get("Clip skip")), vae=s.get("VAE") or None)
     if s.get("Version", "").startswith("aigc-desktop"):
         meta.source = "aigc-desktop (A1111 text)"
+    elif "Civitai resources" in s or "Civitai metadata" in s:
+        meta.source = "Civitai (A1111 text)"  # Civitai's generator in A1111 format, resources listed
     size = _size(s.get("Size", ""))
     if size:
         meta.width, meta.height = size

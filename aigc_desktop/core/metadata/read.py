@@ -98,15 +98,25 @@ def read_image_metadata(path: str | os.PathLike) -> ImageMetadata:
 
         text, where, problem = read_stealth(open_regular(path), size)
         if text is not None:
-            hidden = TextChunks()
-            hidden.add("parameters", text, where)
-            hidden.problems.extend(chunks.problems)
-            meta = metadata_from_chunks(hidden)
+            meta = metadata_from_chunks(_stealth_chunks(text, where))
         elif problem:
             meta.cannot_read(problem)
     meta.file_format = fmt
     meta.image_size = (int(size[0]), int(size[1])) if size else None
     return meta
+
+
+def _stealth_chunks(text: str, where: str) -> TextChunks:
+    """Stealth text: A1111's parameters, or (NovelAI's) a JSON object of the chunks it would have written."""
+    hidden = TextChunks()
+    data = json_dict(text, where, hidden.problems) if text.lstrip().startswith("{") else {}
+    if any(key in data for key in ("Comment", "Description", "Software")):
+        for key, value in data.items():
+            if isinstance(value, str):
+                hidden.add(key, value, f"{where} ({key})")
+    else:
+        hidden.add("parameters", text, where)
+    return hidden
 
 
 def read_record(path: str | os.PathLike) -> dict[str, Any] | None:

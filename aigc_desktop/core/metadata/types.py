@@ -71,10 +71,12 @@ class ImageMetadata:
         return bool(self.source)
 
     def note(self, text: str) -> None:
+        text = _short(text)
         if text and text not in self.not_restored:
             self.not_restored.append(text)
 
     def cannot_read(self, text: str) -> None:
+        text = _short(text)
         if text and text not in self.unreadable:
             self.unreadable.append(text)
 
@@ -91,6 +93,12 @@ class ImageMetadata:
         if self.image_size is not None:
             out["image_size"] = list(self.image_size)
         return out
+
+
+def _short(text: str, limit: int = 300) -> str:
+    """A note as one short line, whatever a hostile file put into the names it quotes."""
+    text = " ".join(str(text).split()) if ("\n" in text or "\t" in text or "\r" in text) else str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def to_int(value: Any) -> int | None:
