@@ -277,14 +277,23 @@ class EngineProcess:
             self._kill(f"a step did not end {self.kill_after:g} s after Cancel")
 
     def _read(self) -> None:
+        batch: list[tuple] = []
+        died = False
         try:
-            while self.conn.poll():
-                message = self.conn.recv_bytes()  # the frame first: a bad payload cannot desync the stream
+            while self.conn.poll() and len(batch) < 256:
+                frame = self.conn.recv_bytes()  # the frame first: a bad payload cannot desync the stream
                 try:
-                    self._handle(pickle.loads(message))
+                    batch.append(pickle.loads(frame))
                 except Exception:  # noqa: BLE001 - one undecodable message must not stop the engine thread
                     log.exception("Engine (%s): a message could not be read", self.device)
         except (EOFError, OSError):
+            died = True
+        for message in _newest_previews(batch):
+            try:
+                self._handle(message)
+            except Exception:  # noqa: BLE001 - nor one that cannot be handled
+                log.exception("Engine (%s): a message could not be handled", self.device)
+        if died:
             self._child_died()
 
     def _handle(self, message: tuple) -> None:
@@ -385,6 +394,18 @@ class EngineProcess:
             if conn is not None:
                 conn.close()
         self.conn = self._writer = None
+
+
+def _newest_previews(batch: list[tuple]) -> list[tuple]:
+    """Drop previews that a newer preview of the same image in the same batch replaces: when the window falls
+    behind, it gets the latest picture, not a backlog of stale ones (nothing else is ever dropped)."""
+    newest: dict[tuple, int] = {}
+    for i, message in enumerate(batch):
+        if message[0] == "event" and isinstance(message[2], jobs.Preview):
+            newest[(message[1], message[2].job_id, message[2].index)] = i
+    return [m for i, m in enumerate(batch)
+            if not (m[0] == "event" and isinstance(m[2], jobs.Preview)
+                    and newest[(m[1], m[2].job_id, m[2].index)] != i)]
 
 
 _registry: dict[str, EngineProcess] = {}

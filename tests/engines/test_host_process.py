@@ -299,3 +299,36 @@ def test_the_queue_view_model_gets_the_same_signals_through_the_process(qtbot):
     qtbot.waitUntil(lambda: bool(finished), timeout=20000)
     assert previews == [(40, 20)] * 3 and finished[0].images[0].size == (40, 20)
     assert client.stop()
+
+
+def test_a_backlog_of_previews_collapses_to_the_newest_and_nothing_else_is_dropped():
+    from aigc_desktop.ui.engine_client import _newest_previews
+
+    def preview(step, index=0, job="a"):
+        return ("event", "lane", jobs.Preview(job_id=job, step=step, image=None, index=index))
+
+    progress = ("event", "lane", jobs.Progress(job_id="a", step=1, total=3, elapsed=0.1, eta=None))
+    batch = [preview(1), progress, preview(1, index=1), preview(2), preview(1, job="b"), preview(3),
+             ("log", 20, "x", "text", "")]
+    kept = _newest_previews(batch)
+    assert kept == [progress, preview(1, index=1), preview(1, job="b"), preview(3), batch[-1]]
+
+
+@pytest.mark.slow  # the engine process imports torch and diffusers: 10-25 s on a busy 2-core machine
+def test_a_real_diffusion_job_through_the_engine_process_equals_the_same_job_in_process(engine, tiny_sd_path):
+    """The tiny SD in the engine process (torch there, offline flags, raw pixels back) gives exactly the image
+    the same runner code makes in this process (same machine, same thread count: the same computation)."""
+    from aigc_desktop.core.params import GenerationParams
+    from aigc_desktop.core.runner import Runner
+
+    options = EngineOptions(device="cpu", threads=1)
+    client, q, rec = engine(engines=None, options=options)
+    spec = jobs.DiffusionJob(model=jobs.ModelRef(str(tiny_sd_path)),
+                             params=GenerationParams(prompt="a red apple", seed=3, steps=3, width=64, height=64))
+    q.submit(spec)
+    remote = rec.wait_for(spec.id, timeout=120)
+    assert isinstance(remote, jobs.Finished), remote
+    assert len(rec.of(spec.id, jobs.Preview)) >= 1 and rec.of(spec.id, jobs.Status)
+    local = Runner(options).run(spec, lambda e: None, lambda: False)
+    assert remote.images[0].tobytes() == local.images[0].tobytes()
+    assert remote.records[0]["seed"] == 3 and remote.records[0] == local.records[0]
