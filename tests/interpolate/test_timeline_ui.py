@@ -148,3 +148,45 @@ def test_diffusion_keyframes_take_prompt_and_seed(qtbot):
     assert w.prompt.isEnabled() and "seed 42" in w.strip.item(1).text()
     with pytest.raises(Exception, match="model"):
         vm.job()
+
+
+def test_timeline_lives_in_the_document_and_pictures_come_back_from_layers(qtbot, key_images, morph_vae_path):
+    from aigc_desktop.core.document import Document, Layer
+    from aigc_desktop.ui.viewmodels.timeline import TimelineViewModel, load_from_document, save_to_document
+
+    doc = Document.new(width=64, height=64)
+    layer = Layer(key_images[0].convert("RGBA"), name="a")
+    doc.add_layer(layer)
+    vm = TimelineViewModel()
+    vm.set_model(jobs.ModelRef(str(morph_vae_path), kind="vae_morph"))
+    vm.add_image(doc.get_layer(layer.id).image, label="a", source=f"layer:{layer.id}")
+    vm.add_image(key_images[1], label="gone", source="layer:missing")
+    save_to_document(vm, doc)
+    other = TimelineViewModel()
+    load_from_document(other, doc)
+    assert other.to_state() == vm.to_state()
+    first, second = other.keyframes
+    assert first.id in other.images and second.id not in other.images  # a deleted layer: no picture
+    with pytest.raises(Exception, match="Keyframe 2 has no picture"):
+        other.job()
+
+
+def test_an_edit_cancels_render_jobs_it_made_useless(qtbot, key_images, morph_vae_path):
+    from aigc_desktop.ui.viewmodels.timeline import TimelineViewModel
+
+    submitted, cancelled = [], []
+    vm = TimelineViewModel(submit=lambda spec: submitted.append(spec), cancel=cancelled.append)
+    vm.set_model(jobs.ModelRef(str(morph_vae_path), kind="vae_morph"))
+    for im in key_images[:2]:
+        vm.add_image(im)
+    vm.set_all_segments(frames=4)
+    vm.request_render()
+    assert vm.request_render() is None  # its frames are on the way: nothing more to ask
+    vm.set_segment(0, easing="ease-out")  # the in-between frames change...
+    vm.request_render()
+    assert cancelled == []  # ...but the first job also brings the keyframes, still wanted
+    vm.remove(0)
+    vm.add_image(key_images[2])
+    vm.set_mode("lerp")
+    vm.request_render()
+    assert cancelled == [submitted[1].id]  # only in-betweens of an old easing: useless now

@@ -39,9 +39,11 @@ class TimelineViewModel(QObject):
     current_changed = Signal(int)
     message = Signal(str)  # one line for the status bar ("" clears)
 
-    def __init__(self, submit: Callable[[jobs.JobSpec], Any] | None = None, parent: QObject | None = None) -> None:
+    def __init__(self, submit: Callable[[jobs.JobSpec], Any] | None = None,
+                 cancel: Callable[[str], Any] | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.submit = submit
+        self.cancel = cancel  # cancels a queued / running job by id (render jobs an edit made useless)
         self.travel = "vae"
         self.model: jobs.ModelRef | None = None
         self.params = GenerationParams(steps=20, width=64, height=64, scheduler="euler")
@@ -180,7 +182,8 @@ class TimelineViewModel(QObject):
             raise UserError("Choose a model for the timeline first")
         images: tuple[Any, ...] = ()
         if self.travel == "vae":
-            missing = [i + 1 for i, k in enumerate(self.keyframes) if k.id not in self.images and not k.image]
+            missing = [i + 1 for i, k in enumerate(self.keyframes)
+                       if k.id not in self.images and (not k.image or _is_reference(k.image))]
             if missing:
                 raise UserError(f"Keyframe {missing[0]} has no picture")
             images = tuple(self.images.get(k.id) for k in self.keyframes)
@@ -249,6 +252,7 @@ class TimelineViewModel(QObject):
 
     def request_render(self) -> str | None:
         """Submit the missing frames (coarse first); None when nothing is missing."""
+        self._cancel_obsolete()
         missing = self.missing()
         if not missing or self.submit is None:
             return None
@@ -259,6 +263,16 @@ class TimelineViewModel(QObject):
         self.pending[spec.id] = {frames[i].key for i in missing}
         self.message.emit(f"Rendering {len(missing)} frames…")
         return spec.id
+
+    def _cancel_obsolete(self) -> None:
+        """Render jobs none of whose frames are in the plan any more are cancelled (edits came after them)."""
+        if self.cancel is None:
+            return
+        wanted = {f.key for f in self.frames()}
+        for job_id, keys in list(self.pending.items()):
+            if keys and not keys & wanted:
+                self.cancel(job_id)
+                del self.pending[job_id]
 
     def export_job(self, path: str, scale: float = 1.0, loop_count: int = 0) -> jobs.ExportJob:
         """An ExportJob of the cached frames in playing order (ping-pong is in the plan already)."""
@@ -360,8 +374,40 @@ class TimelineViewModel(QObject):
         self.changed.emit()
 
 
+def save_to_document(vm: TimelineViewModel, document: Any) -> None:
+    """Keep the timeline in the document (Document.timeline, saved with the project)."""
+    document.set_timeline(vm.to_state())
+
+
+def load_from_document(vm: TimelineViewModel, document: Any) -> None:
+    """Restore the document's timeline; keyframe pictures come back from its layers and history."""
+    vm.from_state(document.timeline, resolve=document_resolver(document))
+
+
+def document_resolver(document: Any) -> Callable[[str], Any]:
+    """source -> picture: 'layer:ID' from the document's layers, 'history:ID' from its history, else a file."""
+
+    def resolve(source: str) -> Any:
+        kind, _, ident = source.partition(":")
+        try:
+            if kind == "layer":
+                return document.get_layer(ident).image.copy()
+            if kind == "history":
+                return document.get_history(ident).image.copy()
+        except KeyError:
+            return None
+        return _open(source)
+
+    return resolve
+
+
+def _is_reference(source: str) -> bool:
+    """'layer:ID' / 'history:ID' (pictures the document holds), not a file."""
+    return source.split(":", 1)[0] in ("layer", "history") and not Path(source).exists()
+
+
 def _open(source: str) -> Any:
-    if ":" in source and not Path(source).exists() and source.split(":", 1)[0] in ("layer", "history"):
+    if _is_reference(source):
         return None
     from PIL import Image
 
