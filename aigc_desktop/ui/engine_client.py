@@ -512,8 +512,10 @@ class EngineClient(QObject):
 
     @property
     def device_info(self):
-        """core.estimate.DeviceInfo reported by the engine (after its first start with preload), or None."""
-        return self._engine.device_info if self._engine is not None else None
+        """core.estimate.DeviceInfo: what the engine reported (the GPU once it loaded torch), else the CPU as
+        this process sees it (no torch needed)."""
+        info = self._engine.device_info if self._engine is not None else None
+        return info or host.device_info("cpu")
 
     def measured_step(self, kind: str = "diffusion") -> StepMeasure | None:
         return self._engine.step_times.get(kind) if self._engine is not None else None

@@ -332,3 +332,15 @@ def test_a_real_diffusion_job_through_the_engine_process_equals_the_same_job_in_
     local = Runner(options).run(spec, lambda e: None, lambda: False)
     assert remote.images[0].tobytes() == local.images[0].tobytes()
     assert remote.records[0]["seed"] == 3 and remote.records[0] == local.records[0]
+
+
+def test_the_client_knows_the_device_and_a_measured_step(engine):
+    client, q, rec = engine()
+    spec = jobs.FakeJob(steps=6, step_seconds=0.02)
+    q.submit(spec)
+    assert isinstance(rec.wait_for(spec.id), jobs.Finished)
+    info = client.device_info
+    assert info.kind == "cpu" and info.cores >= 1 and info.memory_bytes > 0
+    measure = client.measured_step("fake")
+    # five step intervals of >= 20 ms of sleep each; the upper bound leaves room for a busy machine
+    assert measure.spec.id == spec.id and 0.02 <= measure.seconds < 0.5
