@@ -252,7 +252,7 @@ def test_image_regenerates_exactly_from_its_png(tmp_path, tiny_sd_path, engine, 
     from aigc_desktop.core.restore import regeneration
 
     params = GenerationParams(prompt="a tiny 🦊 test, (fox:1.1)", negative_prompt="blur", seed=1234, steps=3,
-                              cfg_scale=5.0, width=64, height=64, scheduler=scheduler, batch_size=2,
+                              cfg_scale=5.0, width=72, height=64, scheduler=scheduler, batch_size=2,
                               variation_seed=99, variation_strength=0.4)
     job = DiffusionJob(model=ModelRef(str(tiny_sd_path)), params=params)
     first = engine.run(job, lambda e: None, lambda: False)

@@ -29,6 +29,7 @@ REFERENCE = {
     "lcm": ("LCMScheduler", {}),
 }
 STEPS, SEED, CFG = 3, 1234, 6.0
+WIDTH, HEIGHT = 72, 64  # not square, so that a swapped width and height shows
 SD2_CONFIG = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000,
               "steps_offset": 1, "prediction_type": "v_prediction", "timestep_spacing": "trailing",
               "set_alpha_to_one": False, "clip_sample": False}
@@ -53,7 +54,7 @@ def reference(tiny_sd_path):
 
 def engine_images(engine, path, **kwargs):
     params = GenerationParams(**{"prompt": "a cat", "negative_prompt": "dog", "seed": SEED, "steps": STEPS,
-                                 "cfg_scale": CFG, "width": 64, "height": 64, **kwargs})
+                                 "cfg_scale": CFG, "width": WIDTH, "height": HEIGHT, **kwargs})
     spec = DiffusionJob(model=ModelRef(str(path)), params=params, device="cpu")
     spec.validate()
     return [np.asarray(im, dtype=np.int16) for im in engine.run(spec, lambda e: None, lambda: False).images]
@@ -65,7 +66,7 @@ def diffusers_images(pipe, name, seeds):
         extra = {**extra, "noise_sampler_seed": list(seeds)}
     pipe.scheduler = getattr(diffusers, cls_name).from_config(pipe.model_config, **extra)
     out = pipe(prompt=["a cat"] * len(seeds), negative_prompt=["dog"] * len(seeds), num_inference_steps=STEPS,
-               guidance_scale=CFG, width=64, height=64,
+               guidance_scale=CFG, width=WIDTH, height=HEIGHT,
                generator=[torch.Generator("cpu").manual_seed(s) for s in seeds])
     return [np.asarray(im, dtype=np.int16) for im in out.images]
 
@@ -115,7 +116,7 @@ def test_sde_noise_is_seeded_per_image():
 
 def test_lcm_with_a_few_steps_gives_a_sensible_image(engine, tiny_sd_path):
     (image,) = engine_images(engine, tiny_sd_path, scheduler="lcm")
-    assert image.shape == (64, 64, 3) and image.std() > 0
+    assert image.shape == (HEIGHT, WIDTH, 3) and image.std() > 0
 
 
 def test_unknown_scheduler():
