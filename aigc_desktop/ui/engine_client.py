@@ -460,9 +460,12 @@ class EngineClient(QObject):
                  preload: bool = True, parent: QObject | None = None, transport: str = "auto",
                  kill_after: float = KILL_AFTER_S) -> None:
         """`engines` overrides engines by job kind: "module:Class" strings or classes run in the engine
-        process; instances (tests) run in a worker thread. `transport` is "auto", "process" or "thread"."""
+        process; instances (tests) run in a worker thread. `transport` is "auto", "process" or "thread";
+        "auto" follows $AIGC_ENGINE_TRANSPORT when set (thread | process), else the rule above."""
         super().__init__(parent)
         self.setObjectName("aigc-engine-client")
+        if transport == "auto":
+            transport = os.environ.get("AIGC_ENGINE_TRANSPORT", "auto")  # "thread": an escape hatch, fast tests
         if transport == "auto":
             # The pipe is built on POSIX file descriptors; Windows keeps the worker thread for now.
             transport = "thread" if _wants_thread(engines) or sys.platform == "win32" else "process"

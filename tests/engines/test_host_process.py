@@ -344,3 +344,26 @@ def test_the_client_knows_the_device_and_a_measured_step(engine):
     measure = client.measured_step("fake")
     # five step intervals of >= 20 ms of sleep each; the upper bound leaves room for a busy machine
     assert measure.spec.id == spec.id and 0.02 <= measure.seconds < 0.5
+
+
+def test_the_transport_follows_the_engines_given_and_the_environment(monkeypatch):
+    from aigc_desktop.engines.base import FakeEngine
+
+    q = JobQueue()
+    assert EngineClient(q, engines={"fake": FakeEngine()}).transport == "thread"  # instances stay here
+    assert EngineClient(q, engines=FAKE).transport == "process"
+    monkeypatch.setenv("AIGC_ENGINE_TRANSPORT", "thread")
+    assert EngineClient(q, engines=FAKE).transport == "thread"
+    with pytest.raises(ValueError):
+        EngineClient(q, transport="carrier pigeon")
+
+
+def test_the_thread_transport_runs_the_same_jobs(qtbot):
+    q = JobQueue()
+    rec = Recorder(q)
+    client = EngineClient(q, EngineOptions(device="cpu"), engines=FAKE, preload=False, transport="thread")
+    client.start()
+    spec = jobs.FakeJob(steps=2)
+    q.submit(spec)
+    assert isinstance(rec.wait_for(spec.id), jobs.Finished) and client.engine_pid is None
+    assert client.stop() and not client.isRunning()
