@@ -172,3 +172,17 @@ def test_fifo_and_device_given_as_checkpoint_or_pickle(tmp_path):
         for call in (lambda: _load(path), lambda: loaders.load_generator(path), lambda: load_embedding(path)):
             assert "not a regular file" in _refusal(call)
         assert identify(path).kind == "unreadable" and "not a regular file" in identify(path).note
+
+
+def test_lora_path_that_is_a_fifo_or_lies(tmp_path, capsys, tiny_sd_path):
+    from aigc_desktop.engines.diffusion.lora import find_lora, read_state_dict
+    from tests.hostile.conftest import one_error_line, run_cli, safetensors_bytes
+
+    fifo = make_fifo(tmp_path / "style.safetensors")
+    assert "not a regular file" in _refusal(lambda: find_lora(fifo, []))
+    liar = tmp_path / "liar.safetensors"
+    liar.write_bytes(safetensors_bytes(b"{}", length=1 << 50))
+    assert "1.0 PiB" in _refusal(lambda: read_state_dict(liar))
+    code, _, err = run_cli(capsys, "generate", "--model", tiny_sd_path, "--prompt", "x", "--lora", f"{fifo}:0.5",
+                           "--out", tmp_path / "o.png")
+    assert code == 2 and "not a regular file" in one_error_line(err)

@@ -60,8 +60,13 @@ def find_lora(name: str, search_dirs: Iterable[str | Path]) -> Path:
     `<lora:name>`; UserError when there is none."""
     direct = Path(name).expanduser()
     for candidate in (direct, direct.with_name(direct.name + SUFFIX)):
-        if candidate.is_file():
-            return candidate
+        try:
+            if candidate.is_file():
+                return candidate
+            if candidate.exists() and not candidate.is_dir():
+                return regular_file(candidate, "LoRA")  # a FIFO or device: "not a regular file", unopened
+        except OSError:  # a name longer than the file system allows: look it up by name below
+            pass
     dirs = [Path(d).expanduser() for d in search_dirs]
     loras = [Path(i.path) for i in catalog.discover(dirs) if i.kind == "lora"]
     wanted = name.replace("\\", "/").removesuffix(SUFFIX)
