@@ -121,3 +121,15 @@ def test_civitai_a1111_text_with_resources(tmp_path):
     m = read_image_metadata(fx.png_with(tmp_path / "c.png", {"parameters": text}))
     assert m.source == "Civitai (A1111 text)" and m.seed == 965400086 and m.model_hash == "45dee52b"
     assert json.loads(m.extra["Civitai resources"])[1]["modelVersionId"] == 12345
+
+
+def test_imagemagick_raw_exif_profile_in_png(tmp_path):
+    """ImageMagick keeps EXIF in a PNG as hex text ("Raw profile type exif"), which Pillow also reads."""
+    import zlib
+
+    raw = im.exif_bytes(comment=im.user_comment(f"magick\n{SETTINGS}"))
+    hexed = raw.hex()
+    text = f"\nexif\n{len(raw):8d}\n" + "\n".join(hexed[i:i + 72] for i in range(0, len(hexed), 72)) + "\n"
+    ztxt = im.chunk(b"zTXt", b"Raw profile type exif\0\0" + zlib.compress(text.encode()))
+    m = read_image_metadata(im.png_with_chunks(tmp_path / "magick.png", ztxt))
+    assert m.prompt == "magick" and m.field_sources["prompt"] == "PNG EXIF UserComment"

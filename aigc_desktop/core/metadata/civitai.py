@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from aigc_desktop.core.metadata.comfyui import metadata_from_graph
+from aigc_desktop.core.metadata.limits import RECORD_JSON_MAX
 from aigc_desktop.core.metadata.samplers import a1111_scheduler
 from aigc_desktop.core.metadata.types import ImageMetadata, json_dict, to_float, to_int
 
@@ -26,7 +27,7 @@ def parse_civitai(text: str, problems: list[str] | None = None) -> ImageMetadata
         return None
     extra = data["extraMetadata"]
     if isinstance(extra, str):
-        extra = json_dict(extra, "Civitai's extraMetadata", problems)
+        extra = json_dict(extra, "Civitai's extraMetadata", problems, RECORD_JSON_MAX)
     extra = extra if isinstance(extra, dict) else {}
     graph = {k: v for k, v in data.items() if isinstance(v, dict) and "class_type" in v}
     meta = metadata_from_graph(graph, source="Civitai") if graph else ImageMetadata(source="Civitai")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aigc_desktop.core.metadata.limits import RECORD_JSON_MAX
 from aigc_desktop.core.metadata.samplers import comfy_scheduler
 from aigc_desktop.core.metadata.types import ImageMetadata, LoraUse, json_dict, to_float, to_int
 
@@ -18,7 +19,7 @@ def _resolution(text: str) -> tuple[int, int] | None:
 
 
 def parse_fooocus(text: str, problems: list[str] | None = None) -> ImageMetadata | None:
-    data = json_dict(text, "the Fooocus JSON", problems)
+    data = json_dict(text, "the Fooocus JSON", problems, RECORD_JSON_MAX)
     if not data or "prompt" not in data:
         return None
     meta = ImageMetadata(source="Fooocus", prompt=str(data.get("prompt") or ""),

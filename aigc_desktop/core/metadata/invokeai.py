@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from aigc_desktop.core.metadata.limits import PATTERN_WINDOW
+from aigc_desktop.core.metadata.limits import PATTERN_WINDOW, RECORD_JSON_MAX
 from aigc_desktop.core.metadata.samplers import invoke_scheduler
 from aigc_desktop.core.metadata.types import ImageMetadata, LoraUse, TextChunks, json_dict, to_float, to_int
 
@@ -29,7 +29,7 @@ def _model(value: Any) -> tuple[str | None, str | None, str | None]:
 
 
 def parse_invokeai(text: str, problems: list[str] | None = None) -> ImageMetadata | None:
-    data = json_dict(text, "InvokeAI's invokeai_metadata", problems)
+    data = json_dict(text, "InvokeAI's invokeai_metadata", problems, RECORD_JSON_MAX)
     if not data:
         return None
     meta = ImageMetadata(source="InvokeAI", prompt=_text(data.get("positive_prompt")),
@@ -117,7 +117,7 @@ def _split_bracket_negative(prompt: str) -> tuple[str, str]:
 def parse_invokeai_legacy(chunks: TextChunks) -> ImageMetadata | None:
     """InvokeAI 2.x: `sd-metadata` JSON, or the older `Dream` command line."""
     if "sd-metadata" in chunks:
-        data = json_dict(chunks["sd-metadata"], "InvokeAI's sd-metadata", chunks.problems)
+        data = json_dict(chunks["sd-metadata"], "InvokeAI's sd-metadata", chunks.problems, RECORD_JSON_MAX)
         image = data.get("image") if isinstance(data.get("image"), dict) else None
         if image is not None:
             prompt = image.get("prompt")

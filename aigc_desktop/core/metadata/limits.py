@@ -18,4 +18,5 @@ IMAGE_FILE_MAX = 1024 * MiB  # files handed to Pillow (formats we do not walk ou
 MAX_PIXELS = 178_956_970
 STEALTH_MAX_PIXELS = 64 * 1024 * 1024  # stealth metadata needs the pixels decoded: 256 MiB as RGBA
 STEALTH_MAX_BYTES = 4 * MiB  # a stealth payload (before and after gunzip)
+RECORD_JSON_MAX = 1 * MiB  # a settings record as JSON (Fooocus, InvokeAI, NovelAI, Civitai's extraMetadata)
 PATTERN_WINDOW = 64 * 1024  # regular expressions that are not linear-time run on this prefix only

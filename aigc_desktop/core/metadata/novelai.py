@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from aigc_desktop.core.metadata.limits import RECORD_JSON_MAX
 from aigc_desktop.core.metadata.samplers import NOVELAI_BASES, combine_sampler
 from aigc_desktop.core.metadata.types import ImageMetadata, TextChunks, json_dict, to_float, to_int
 
@@ -13,7 +14,7 @@ def _text(value) -> str | None:
 def parse_novelai(chunks: TextChunks) -> ImageMetadata | None:
     if "Comment" not in chunks or not ("NovelAI" in chunks.get("Software", "")[:200] or "Description" in chunks):
         return None
-    data = json_dict(chunks["Comment"], "NovelAI's Comment", chunks.problems)
+    data = json_dict(chunks["Comment"], "NovelAI's Comment", chunks.problems, RECORD_JSON_MAX)
     if not data:
         return None
     meta = ImageMetadata(source="NovelAI", prompt=chunks.get("Description") or _text(data.get("prompt")),

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from aigc_desktop.core.errors import UserError
-from aigc_desktop.core.safe_io import JsonLimitError, loads_json
+from aigc_desktop.core.safe_io import JSON_MAX_BYTES, JsonLimitError, loads_json
 
 OUR_KEY = "aigc_desktop"  # the text chunk holding our full JSON record
 IMAGE_MODES = ("img2img", "inpaint", "outpaint")
@@ -133,21 +133,23 @@ def num(value: Any) -> str:
     return str(value)
 
 
-def json_value(text: str | None, what: str, problems: list[str] | None = None) -> Any:
+def json_value(text: str | None, what: str, problems: list[str] | None = None,
+               max_bytes: int = JSON_MAX_BYTES) -> Any:
     """JSON from an image through the one bounded parser (size, depth, finite numbers); None when it is not
     JSON. A limit hit (too deep, too large) is reported in `problems`: that is a file worth a word."""
     if not text:
         return None
     try:
-        return loads_json(text, what=what)
+        return loads_json(text, what=what, max_bytes=max_bytes)
     except JsonLimitError as exc:
         if problems is not None and "not valid JSON" not in str(exc):
             problems.append(str(exc))
         return None
 
 
-def json_dict(text: str | None, what: str = "JSON", problems: list[str] | None = None) -> dict[str, Any]:
-    value = json_value(text, what, problems)
+def json_dict(text: str | None, what: str = "JSON", problems: list[str] | None = None,
+              max_bytes: int = JSON_MAX_BYTES) -> dict[str, Any]:
+    value = json_value(text, what, problems, max_bytes)
     return value if isinstance(value, dict) else {}
 
 
