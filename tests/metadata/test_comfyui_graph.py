@@ -100,3 +100,16 @@ def test_hostile_graphs_end():
                              "latent_image": ["5", 0]}, "class_type": "KSampler"}  # a non-ASCII digit id
     m = metadata_from_graph(graph)
     assert m.seed == 156680208700286 and m.cfg_scale is None
+
+
+def test_sampler_custom_and_a_latent_without_width_and_height():
+    graph = json.loads(json.dumps(im.COMFY_CUSTOM_ADVANCED_SDXL))
+    graph["15"] = {"inputs": {"add_noise": True, "noise_seed": 4321, "cfg": 6.0, "model": ["4", 0],
+                              "positive": ["6", 0], "negative": ["7", 0], "sampler": ["12", 0], "sigmas": ["13", 0],
+                              "latent_image": ["14", 0]}, "class_type": "SamplerCustom"}
+    graph["14"] = {"inputs": {"dimensions": "1024 x 1024 (square)", "clip_scale": 2, "batch_size": 1},
+                   "class_type": "SDXL Empty Latent Image (rgthree)"}
+    m = metadata_from_graph(graph)
+    assert (m.seed, m.steps, m.cfg_scale, m.scheduler) == (4321, 28, 6.0, "dpmpp_2m_karras")
+    assert m.width is None and m.unreadable == [
+        "size: node 14 (SDXL Empty Latent Image (rgthree)) does not give it as a width and height"]

@@ -324,8 +324,9 @@ class _Graph:
 
     # -- latent (size, mode, earlier passes)
     def latent(self, value: Any) -> dict[str, Any]:
-        info: dict[str, Any] = {"upstream": None, "upscaled": False, "mode": "txt2img"}
+        info: dict[str, Any] = {"upstream": None, "upscaled": False, "mode": "txt2img", "last": None}
         for node_id, node, cls, inputs in self.chain(value, ("samples", "latent", "latent_image", "destination")):
+            info["last"] = node_id
             if self.is_sampler(node):
                 info["upstream"] = node_id
                 break
@@ -534,6 +535,8 @@ def _fill_from_sampler(graph: _Graph, meta: ImageMetadata, sid: str, latent: dic
     meta.width, meta.height = latent.get("width"), latent.get("height")
     if meta.width:
         meta.field_sources["width"] = meta.field_sources["height"] = latent["size_from"]
+    elif latent["mode"] == "txt2img" and latent["last"] and not any(u.startswith("size:") for u in meta.unreadable):
+        meta.cannot_read(f"size: {graph.label(latent['last'])} does not give it as a width and height")
     meta.mode = latent["mode"]
     denoise = to_float(graph.setting(sid, "strength", "denoise"))
     if meta.mode != "txt2img":
