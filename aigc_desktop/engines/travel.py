@@ -260,6 +260,8 @@ class DiffusionTravel:
         from aigc_desktop.engines.diffusion.schedulers import make_scheduler
 
         p, model, t = self.spec.params, self.model, f.t
+        if f.keyframe is not None and f.keyframe in self._keyframe_images:  # rendered already (for a tie)
+            return self._keyframe_images[f.keyframe]
         near = f.a if t < 0.5 else f.b
         tie = self.spec.strength > 0 and 0.0 < t < 1.0
         noise = ip.slerp(self.noise(f.a)[0], self.noise(f.b)[0], t, axis=None)
@@ -292,11 +294,14 @@ class DiffusionTravel:
         else:
             device = pipe._execution_device if plan.offload else model.device
             kwargs["latents"] = noise.to(device, model.dtype)
-        return pipe(**kwargs).images[0]
+        image = pipe(**kwargs).images[0]
+        if f.keyframe is not None:
+            self._keyframe_images[f.keyframe] = image
+        return image
 
     def keyframe_image(self, i: int):
         if i not in self._keyframe_images:
-            self._keyframe_images[i] = self.render(ip.FramePlan(-1, -1, i, i, 0.0))
+            self.render(ip.FramePlan(-1, -1, i, i, 0.0))  # remembered by render()
         return self._keyframe_images[i]
 
     def record(self, f: ip.FramePlan, image: Any) -> dict[str, Any]:
