@@ -147,7 +147,7 @@ class DiffusionEngine:
             for i, image in enumerate(pictures):
                 emit(Preview(job_id=spec.id, step=step, image=image, index=first_index + i))
 
-        previews = PreviewStream(model.family, deliver)
+        previews = PreviewStream(model.family, deliver, vae=pipe.vae)  # colours fitted to this VAE
         kwargs: dict[str, Any] = dict(
             **cond.pipeline_kwargs(n), num_inference_steps=p.steps, guidance_scale=p.cfg_scale, width=p.width,
             height=p.height, generator=gens, output_type="pil",
