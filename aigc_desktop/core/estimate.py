@@ -19,9 +19,7 @@ mistakes that matter (a 4096x4096 image on a CPU, a batch that cannot fit in the
 
 from __future__ import annotations
 
-import json
 import os
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,23 +80,15 @@ def system_memory_bytes() -> int:
 
 def _safetensors_params(path: Path) -> int | None:
     """Number of values in a safetensors file, from its header only (None when it is not one)."""
+    from aigc_desktop.core.errors import UserError
+    from aigc_desktop.core.safetensors_header import read_header
+
     try:
-        with open(path, "rb") as fh:
-            (n,) = struct.unpack("<Q", fh.read(8))
-            if n > 100 << 20:
-                return None
-            header = json.loads(fh.read(n))
-    except (OSError, ValueError, struct.error):
+        # The one checked reader (regular files only, bounded, schema-checked); shapes are all we need.
+        header = read_header(path, check_offsets=False)
+    except (OSError, UserError):
         return None
-    total = 0
-    for name, info in header.items():
-        if name == "__metadata__" or not isinstance(info, dict):
-            continue
-        count = 1
-        for dim in info.get("shape", ()):
-            count *= int(dim)
-        total += count
-    return total
+    return sum(t.numel for t in header.tensors.values())
 
 
 def _weight_files(path: Path) -> list[Path]:
