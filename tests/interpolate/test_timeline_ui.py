@@ -148,6 +148,17 @@ def test_diffusion_keyframes_take_prompt_and_seed(qtbot):
     assert w.prompt.isEnabled() and "seed 42" in w.strip.item(1).text()
     with pytest.raises(Exception, match="model"):
         vm.job()
+    w.steps.setValue(7)
+    w.strength.setValue(0.3)
+    assert vm.params.steps == 7 and vm.strength == 0.3 and not w.psi.isVisibleTo(w)
+    from types import SimpleNamespace
+
+    vm.set_model_info(SimpleNamespace(path="/m/sg", kind="stylegan", family=None))
+    assert vm.travel == "stylegan" and w.psi.isVisibleTo(w) and not w.steps.isVisibleTo(w)
+    w.psi.setValue(0.5)
+    assert dict(vm.job().stylegan)["truncation_psi"] == 0.5
+    vm.set_model_info(SimpleNamespace(path="/m/sd", kind="diffusers", family="sd1", default_size=64))
+    assert vm.travel == "diffusion" and vm.job().params.steps == 7
 
 
 def test_timeline_lives_in_the_document_and_pictures_come_back_from_layers(qtbot, key_images, morph_vae_path):

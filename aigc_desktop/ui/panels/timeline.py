@@ -109,6 +109,26 @@ class TimelinePanel(QWidget):
         self.export_button = QPushButton("Export…")
         self.export_button.setToolTip("Write the rendered frames as GIF, WebP, MP4 or WebM (or PNG frames)")
 
+        # -- render settings (the ones of the chosen travel are shown)
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 150)
+        self.steps.setPrefix("steps ")
+        self.cfg = QDoubleSpinBox()
+        self.cfg.setRange(1, 30)
+        self.cfg.setSingleStep(0.5)
+        self.cfg.setPrefix("CFG ")
+        self.strength = QDoubleSpinBox()
+        self.strength.setRange(0, 0.95)
+        self.strength.setSingleStep(0.05)
+        self.strength.setPrefix("tie ")
+        self.strength.setToolTip("0: every frame from its own noise; above 0: in-between frames start from the "
+                                 "keyframes' cross-fade (img2img), smoother but softer")
+        self.psi = QDoubleSpinBox()
+        self.psi.setRange(-2, 2)
+        self.psi.setSingleStep(0.05)
+        self.psi.setPrefix("ψ ")
+        self.psi.setToolTip("StyleGAN truncation (a keyframe's own truncation wins)")
+
         # -- keyframe strip
         self.strip = QListWidget()
         self.strip.setViewMode(QListWidget.ViewMode.IconMode)
@@ -173,7 +193,8 @@ class TimelinePanel(QWidget):
     # ------------------------------------------------------------------------------------- layout
     def _layout(self) -> None:
         top = QHBoxLayout()
-        for w in (self.travel, self.mode, self.fps, self.loop, self.pingpong, self.auto):
+        for w in (self.travel, self.mode, self.fps, self.loop, self.pingpong, self.steps, self.cfg, self.strength,
+                  self.psi, self.auto):
             top.addWidget(w)
         top.addStretch(1)
         top.addWidget(self.render_button)
@@ -234,6 +255,10 @@ class TimelinePanel(QWidget):
         self.fps.valueChanged.connect(lambda v: self._guard(vm.set_fps, v))
         self.loop.toggled.connect(lambda on: self._guard(vm.set_loop, on))
         self.pingpong.toggled.connect(lambda on: self._guard(vm.set_pingpong, on))
+        self.steps.valueChanged.connect(lambda v: self._guard(vm.set_setting, "steps", int(v)))
+        self.cfg.valueChanged.connect(lambda v: self._guard(vm.set_setting, "cfg_scale", float(v)))
+        self.strength.valueChanged.connect(lambda v: self._guard(vm.set_setting, "strength", float(v)))
+        self.psi.valueChanged.connect(lambda v: self._guard(vm.set_setting, "truncation_psi", float(v)))
         self.render_button.clicked.connect(self.render)
         self.export_button.clicked.connect(self._choose_export)
         self.add_files_button.clicked.connect(self._choose_files)
@@ -313,6 +338,13 @@ class TimelinePanel(QWidget):
             self.fps.setValue(vm.timeline.fps)
             self.loop.setChecked(vm.timeline.loop)
             self.pingpong.setChecked(vm.timeline.pingpong)
+            self.steps.setValue(vm.params.steps)
+            self.cfg.setValue(vm.params.cfg_scale)
+            self.strength.setValue(vm.strength)
+            self.psi.setValue(vm.setting("truncation_psi"))
+            for w in (self.steps, self.cfg, self.strength):
+                w.setVisible(vm.travel == "diffusion")
+            self.psi.setVisible(vm.travel == "stylegan")
             row = self.strip.currentRow()
             self.strip.clear()
             for i, k in enumerate(vm.keyframes):

@@ -69,6 +69,50 @@ class TimelineViewModel(QObject):
         self.model = model
         self._changed()
 
+    def set_model_info(self, info: Any) -> None:
+        """The catalog model chosen in the window (ModelInfo or None); the travel follows its kind (an SD
+        model keeps a VAE morph when one is chosen: its VAE morphs images)."""
+        if info is None:
+            self.model = None
+            self._changed()
+            return
+        from aigc_desktop.core.catalog import DIFFUSION_KINDS
+
+        self.model = jobs.ModelRef(info.path, kind=info.kind, family=getattr(info, "family", None))
+        if info.kind in ("vae_morph", "vae"):
+            self.travel = "vae"
+        elif info.kind == "stylegan":
+            self.travel = "stylegan"
+        elif info.kind in DIFFUSION_KINDS and self.travel == "stylegan":
+            self.travel = "diffusion"
+        if info.kind in DIFFUSION_KINDS:
+            size = getattr(info, "default_size", None) or self.params.width
+            self.params = replace(self.params, width=size, height=size)
+        self._changed()
+
+    def set_setting(self, name: str, value: Any) -> None:
+        """steps, cfg_scale, scheduler, negative_prompt (diffusion params), strength, truncation_psi, size."""
+        if name in ("steps", "cfg_scale", "scheduler", "negative_prompt", "width", "height"):
+            self.params = replace(self.params, **{name: value})
+        elif name == "strength":
+            self.strength = float(value)
+        elif name == "size":
+            self.size = int(value) if value else None
+        elif name == "truncation_psi":
+            self.stylegan = tuple((k, v) for k, v in self.stylegan if k != name) + ((name, float(value)),)
+        else:
+            raise InvalidParameter(f"Unknown timeline setting {name}")
+        self._changed()
+
+    def setting(self, name: str) -> Any:
+        if name == "strength":
+            return self.strength
+        if name == "size":
+            return self.size
+        if name == "truncation_psi":
+            return dict(self.stylegan).get(name, 1.0)
+        return getattr(self.params, name)
+
     def set_params(self, params: GenerationParams) -> None:
         self.params = params
         self._changed()
