@@ -63,6 +63,7 @@ def test_add_keyframes_change_easing_scrub_and_export(panel, qtbot, tmp_path, ke
     spec = vm.submit.specs[-1]
     assert spec.frames[:6] == (0, 4, 8, 12, 16, 20)  # coarse first: every 4th frame and the last
     assert vm.rendered_count() == vm.frame_count and "rendered" in panel.frame_label.text()
+    assert vm.pending == {} and panel.status.text() == ""  # the job's end cleared "Rendering…"
 
     panel.scrubber.setValue(18)  # scrubbing shows the cached frame at once
     assert vm.current == 18 and panel.view.pixmap() is not None and not panel.view.pixmap().isNull()

@@ -302,10 +302,15 @@ class TimelineViewModel(QObject):
             return None
         spec = self.job(frames=tuple(missing))
         spec.validate()
-        self.submit(spec)
         frames = self.frames()
-        self.pending[spec.id] = {frames[i].key for i in missing}
+        self.pending[spec.id] = {frames[i].key for i in missing}  # before submit: its events may come at once
         self.message.emit(f"Rendering {len(missing)} frames…")
+        try:
+            self.submit(spec)
+        except Exception:
+            self.pending.pop(spec.id, None)
+            self.message.emit("")
+            raise
         return spec.id
 
     def _cancel_obsolete(self) -> None:
