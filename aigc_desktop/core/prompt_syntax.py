@@ -11,7 +11,25 @@ Behaviour follows AUTOMATIC1111's web UI, so a prompt copied from there means th
 
 Unbalanced brackets are lenient, as in A1111: a closing bracket with nothing open is literal text, and a
 bracket left open weights everything after it. `(word:abc)` has no valid weight, so `:abc` is literal text
-and `)` closes the round bracket (x1.1).
+and `)` closes the round bracket (x1.1); so does a malformed number: `(word:1.2.3)` is the text "word:1.2.3"
+at x1.1 (A1111 raises an error there).
+
+BREAK is a chunk break wherever it stands, inside brackets too: `(a BREAK b:1.2)` is "a" and "b" at x1.2 in
+two chunks. (A1111 breaks only outside brackets; inside, an accident of its parser encodes the literal word
+"BREAK" at a negative weight, which no one means.)
+
+Prompt editing and alternation (A1111's `get_learned_conditioning_prompt_schedules`) come first and turn one
+prompt into a schedule of plain prompts, each of which is then read for weights as above:
+
+    [from:to:when]  "from" up to step `when`, "to" after it      [to:when]  nothing, then "to"
+    [from::when]    "from", then nothing                          [a|b|c]    a, b, c, a, ... one per step
+    when:           a number with a decimal point is a fraction of the steps ([a:b:0.25], [a:b:1.5] = never
+                    switches), a number without one is a step ([a:b:5]); both are clamped to the steps
+
+They nest (`a[b:[c:d:2]:1]e`), hold weights, embeddings and BREAK, and follow A1111's grammar to the letter:
+square brackets that do not form one of these, or round ones holding more than one colon, are text; a prompt
+the grammar rejects as a whole (a `|` outside square brackets, a backslash at the very end or before a
+line break) is used as written, schedules included, exactly as A1111 does.
 """
 
 from __future__ import annotations
@@ -19,6 +37,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Any, Iterator
 
 from aigc_desktop.core.errors import InvalidParameter
 
@@ -198,3 +217,266 @@ def lora_weights(net: ExtraNetwork) -> tuple[float, float]:
     te = value(net.arg("te", 0), 1.0)
     unet = value(net.arg("unet", 1), te)
     return te, unet
+
+
+# ------------------------------------------------------------------------------------------ prompt editing
+
+
+@dataclass(frozen=True)
+class Edit:
+    """`[before:after:when]`; `before` is None for `[after:when]` (nothing before the switch)."""
+
+    before: tuple[Node, ...] | None
+    after: tuple[Node, ...]
+    when: str  # the number as written: "5" is a step, "0.5" a fraction of the steps
+    space: tuple[str, str] = ("", "")  # whitespace written around the number
+
+    def switch_step(self, steps: int) -> int:
+        """The last step that uses `before` (A1111's rule; at most `steps`, below 1 = never)."""
+        value = float(self.when)
+        if "." in self.when:
+            value *= steps
+        if not math.isfinite(value):  # "1e999": A1111 overflows; any huge number means "never switch"
+            return steps if value > 0 else 0
+        return min(steps, int(value))
+
+
+@dataclass(frozen=True)
+class Alternate:
+    """`[a|b|c]`: option (step - 1) mod n at each step."""
+
+    options: tuple[tuple[Node, ...], ...]
+
+
+Node = str | Edit | Alternate  # a str is text, passed on as written (brackets of weights included)
+
+_PLAIN_RUN = re.compile(r"(?:[^\\\[\]():|]|\\.)+")  # text: no brackets, colon or bar; a backslash escapes one char
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_SPACE = re.compile(r"\s*")
+_STRAY = "[]():"  # characters the grammar takes as text where they form nothing
+
+
+@dataclass(frozen=True)
+class EditedPrompt:
+    """A prompt read for prompt editing and alternation: text, `Edit` and `Alternate` nodes in order."""
+
+    nodes: tuple[Node, ...]
+    literal: bool = False  # A1111's grammar rejects the prompt: it is used as written, with no schedule
+
+    def unparse(self) -> str:
+        """The prompt as written (every character is kept in the nodes)."""
+        out: list[str] = []
+        stack: list[Any] = [iter(self.nodes)]
+        while stack:  # a loop, not recursion: nesting depth is unlimited
+            node = next(stack[-1], None)
+            if node is None:
+                stack.pop()
+            elif isinstance(node, str):
+                out.append(node)
+            elif isinstance(node, Edit):
+                parts: list[Any] = ["["]
+                if node.before is not None:
+                    parts += [iter(node.before), ":"]
+                parts += [iter(node.after), ":", node.space[0], node.when, node.space[1], "]"]
+                stack.append(iter(parts))
+            elif isinstance(node, Alternate):
+                parts = ["["]
+                for i, option in enumerate(node.options):
+                    parts += (["|"] if i else []) + [iter(option)]
+                stack.append(iter(parts + ["]"]))
+            else:  # an iterator queued by the branches above
+                stack.append(node)
+        return "".join(out)
+
+    def _walk(self) -> Iterator[Node]:
+        stack = [iter(self.nodes)]
+        while stack:
+            node = next(stack[-1], None)
+            if node is None:
+                stack.pop()
+                continue
+            yield node
+            if isinstance(node, Edit):
+                stack += [iter(node.after)] + ([iter(node.before)] if node.before else [])
+            elif isinstance(node, Alternate):
+                stack += [iter(o) for o in node.options]
+
+    @property
+    def is_static(self) -> bool:
+        """True when the prompt is the same at every step."""
+        return all(isinstance(n, str) for n in self.nodes)
+
+    def text_at(self, step: int, steps: int) -> str:
+        """The prompt used at `step` (1-based) of `steps`."""
+        out: list[str] = []
+        stack = [iter(self.nodes)]
+        while stack:
+            node = next(stack[-1], None)
+            if node is None:
+                stack.pop()
+            elif isinstance(node, str):
+                out.append(node)
+            elif isinstance(node, Edit):
+                stack.append(iter((node.before or ()) if step <= node.switch_step(steps) else node.after))
+            else:
+                stack.append(iter(node.options[(step - 1) % len(node.options)]))
+        return "".join(out)
+
+    def schedule(self, steps: int) -> list[tuple[int, str]]:
+        """A1111's schedule: (last step, prompt) pairs, ascending, the last ending at `steps`."""
+        ends = {steps}
+        for node in self._walk():
+            if isinstance(node, Edit):
+                end = node.switch_step(steps)
+                if end >= 1:
+                    ends.add(end)
+            elif isinstance(node, Alternate):
+                ends.update(range(1, steps + 1))
+        return [(end, self.text_at(end, steps)) for end in sorted(ends)]
+
+
+class _EditParser:
+    """A1111's schedule grammar, read without a parser generator:
+
+        start:      (prompt | any of "[]():")*          strays are text at the top level only
+        prompt:     (emphasized | edit | alternate | text)*
+        emphasized: "(" prompt ")" | "(" prompt ":" prompt ")" | "[" prompt "]"      (kept as text)
+        edit:       "[" [prompt ":"] prompt ":" space? NUMBER space? "]"
+        alternate:  "[" prompt ("|" prompt)+ "]"
+
+    Where a bracket can open a construct, it does (A1111's parser resolves its ambiguity the same way). The
+    construct starting at each bracket is found once, right to left, so inner ones are known when an outer
+    one is read: no recursion, any length and depth."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.found: dict[int, tuple[list[Node], int] | None] = {}
+        for pos in range(len(text) - 1, -1, -1):
+            if text[pos] in "([":
+                self.found[pos] = self._construct(pos)
+
+    def _prompt(self, pos: int) -> tuple[list[Node], int] | None:
+        """Items up to the next `)]:|` that is not inside a construct; None when something cannot be read."""
+        text, nodes = self.text, []
+        while pos < len(text):
+            ch = text[pos]
+            if ch in "([":
+                inner = self.found[pos]
+                if inner is None:
+                    return None
+                nodes += inner[0]
+                pos = inner[1]
+            elif ch in ")]:|":
+                break
+            else:
+                m = _PLAIN_RUN.match(text, pos)
+                if m is None:  # a backslash with nothing (or a line break) after it
+                    return None
+                nodes.append(m.group(0))
+                pos = m.end()
+        return nodes, pos
+
+    def _when(self, pos: int) -> tuple[tuple[str, str, str], int] | None:
+        """`space? NUMBER space? ]` at pos: ((space, number, space), end after "]")."""
+        text = self.text
+        a = _SPACE.match(text, pos)
+        n = _NUMBER.match(text, a.end())
+        if n is None:
+            return None
+        b = _SPACE.match(text, n.end())
+        if text[b.end():b.end() + 1] != "]":
+            return None
+        return (a.group(0), n.group(0), b.group(0)), b.end() + 1
+
+    def _construct(self, pos: int) -> tuple[list[Node], int] | None:
+        text = self.text
+        first = self._prompt(pos + 1)
+        if first is None:
+            return None
+        nodes, end = first
+        nxt = text[end:end + 1]
+        if text[pos] == "(":
+            if nxt == ":":
+                second = self._prompt(end + 1)
+                if second is None:
+                    return None
+                nodes = nodes + [":"] + second[0]
+                end, nxt = second[1], text[second[1]:second[1] + 1]
+            return (["("] + nodes + [")"], end + 1) if nxt == ")" else None
+        if nxt == "]":
+            return ["["] + nodes + ["]"], end + 1
+        if nxt == "|":
+            options = [_merge_text(nodes)]
+            while text[end:end + 1] == "|":
+                option = self._prompt(end + 1)
+                if option is None:
+                    return None
+                options.append(_merge_text(option[0]))
+                end = option[1]
+            return ([Alternate(tuple(options))], end + 1) if text[end:end + 1] == "]" else None
+        if nxt != ":":
+            return None
+        when = self._when(end + 1)
+        if when is not None:  # [to:when]
+            (s1, number, s2), stop = when
+            return [Edit(None, _merge_text(nodes), number, (s1, s2))], stop
+        second = self._prompt(end + 1)
+        if second is None or text[second[1]:second[1] + 1] != ":":
+            return None
+        when = self._when(second[1] + 1)
+        if when is None:
+            return None
+        (s1, number, s2), stop = when
+        return [Edit(_merge_text(nodes), _merge_text(second[0]), number, (s1, s2))], stop
+
+    def parse(self) -> list[Node] | None:
+        text, nodes, pos = self.text, [], 0
+        while pos < len(text):
+            ch = text[pos]
+            inner = self.found.get(pos)
+            if inner is not None:
+                nodes += inner[0]
+                pos = inner[1]
+            elif ch in _STRAY:
+                nodes.append(ch)
+                pos += 1
+            else:
+                m = _PLAIN_RUN.match(text, pos)
+                if m is None:  # "|" outside square brackets, or a lone backslash
+                    return None
+                nodes.append(m.group(0))
+                pos = m.end()
+        return nodes
+
+
+def _merge_text(nodes: list[Node]) -> tuple[Node, ...]:
+    out: list[Node] = []
+    for node in nodes:
+        if isinstance(node, str) and out and isinstance(out[-1], str):
+            out[-1] += node
+        else:
+            out.append(node)
+    return tuple(out)
+
+
+def parse_editing(prompt: str) -> EditedPrompt:
+    """Read prompt editing and alternation (see the module docstring); never fails."""
+    if "[" not in prompt:  # nothing can be scheduled: the text is the prompt at every step
+        return EditedPrompt((prompt,) if prompt else (), literal=False)
+    nodes = _EditParser(prompt).parse()
+    if nodes is None:
+        return EditedPrompt((prompt,), literal=True)
+    return EditedPrompt(_merge_text(nodes))
+
+
+def prompt_schedule(prompt: str, steps: int) -> list[tuple[int, str]]:
+    """A1111's `get_learned_conditioning_prompt_schedules([prompt], steps)[0]`, as (end step, prompt) pairs."""
+    return parse_editing(prompt).schedule(steps)
+
+
+def text_at_step(schedule: list[tuple[int, str]], step: int) -> str:
+    """The prompt of a schedule at `step` (1-based): the first entry ending at or after it."""
+    for end, text in schedule:
+        if step <= end:
+            return text
+    return schedule[-1][1]
