@@ -567,6 +567,9 @@ class MainWindow(QMainWindow):
         results = [StagedResult(img, dict(rec), path, self._target_rect(job_id, img.size), job_id)
                    for img, rec, path in zip(event.images, event.records, paths)]
         spec = self.queue.spec(job_id)
+        family = (event.records[0].get("model") or {}).get("family") if event.records else None
+        if isinstance(spec, jobs.StyleGANJob) and family in ("stylegan2", "stylegan3"):
+            self.stylegan.set_family(family)
         if isinstance(spec, jobs.StyleGANJob) and len(results) > 1:
             results.insert(0, self._grid_result(results, job_id))
         if results:

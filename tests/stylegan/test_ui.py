@@ -120,17 +120,43 @@ def test_main_window_shows_the_panel_live_and_generates_into_history(qtbot, wind
     w = window
     assert w.models.selected.kind == "stylegan"
     assert w.stylegan_dock.isVisible()
-    qtbot.waitUntil(lambda: w.stylegan.idle and w.canvas.preview_item is not None, timeout=20000)
-    assert w.document.images == []  # live renders do not enter history
+    # The live view draws in the frame on the canvas, and never enters the history.
+    qtbot.waitUntil(lambda: w.stylegan.idle and w.canvas.preview_item.isVisible(), timeout=20000)
+    assert w.document.doc.history == []
     w.stylegan_panel.seed.setValue(99)
     w.stylegan_panel.psi.setValue(0.5)
     job_id = w.generate()
     assert job_id
-    qtbot.waitUntil(lambda: len(w.document.images) == 1, timeout=20000)
-    record = w.document.images[0].record
+    qtbot.waitUntil(lambda: len(w.document.staged) == 1, timeout=20000)
+    record = w.document.staged[0].record
     assert (record["engine"], record["seed"], record["truncation_psi"]) == ("stylegan", 99, 0.5)
     assert len(record["model"]["sha256"]) == 64
     assert w.history_panel.list.count() == 1
+    # A StyleGAN2 model: the StyleGAN3-only controls are off.
+    assert w.stylegan.family == "stylegan2" and not w.stylegan_panel.translate_x.isEnabled()
+    assert not w.stylegan_panel.rotate.isEnabled() and "StyleGAN3 only" in w.stylegan_panel.rotate.toolTip()
+
+
+def test_seed_grid_is_laid_out_in_rows_and_columns(qtbot, window):
+    w = window
+    qtbot.waitUntil(lambda: w.stylegan.idle, timeout=20000)
+    w.stylegan_panel.grid_count.setValue(4)
+    w.stylegan_panel.request_grid()
+    qtbot.waitUntil(lambda: len(w.document.staged) == 5, timeout=30000)
+    grid = w.document.staged[0]
+    one = w.document.staged[1].image
+    assert grid.image.size == (2 * one.width, 2 * one.height)  # 2 x 2, not one row
+    assert grid.record["grid_seeds"] == [r.record["seed"] for r in w.document.staged[1:]]
+
+
+def test_probe_tells_stylegan2_from_stylegan3(sg_files):
+    from aigc_desktop.ui.viewmodels.stylegan import probe_family
+
+    for name, path in sg_files.items():
+        if name.startswith("sg3"):
+            assert probe_family(str(path)) == "stylegan3", name
+        elif name.startswith("sg2") or name in ("rosinality", "ours"):
+            assert probe_family(str(path)) in ("stylegan2", None), name
 
 
 def test_gallery_conversion_adds_the_converted_model(qtbot, window):

@@ -96,6 +96,7 @@ class StyleGANPanel(QWidget):
         self.rotate_label.setMinimumWidth(36)
         sg3_row = self._row(QLabel("x"), self.translate_x, QLabel("y"), self.translate_y)
         rotate_row = self._row(self.rotate, self.rotate_label)
+        self.sg3_controls = (self.translate_x, self.translate_y, self.rotate)
 
         self.live = QCheckBox("Live: the image follows the controls")
         self.live.setChecked(True)
@@ -124,6 +125,26 @@ class StyleGANPanel(QWidget):
         self.message.setWordWrap(True)
         self.message.setObjectName("styleganMessage")
 
+        for widget, tip in ((self.seed, "Seed: NVIDIA's generate.py draws z from it, so shared seeds match"),
+                            (self.psi_slider, "Truncation ψ: lower is more typical, higher more varied"),
+                            (self.psi, "Truncation ψ: lower is more typical, higher more varied"),
+                            (self.noise, "Per-pixel noise: const (the model's), random (from the seed) or none"),
+                            (self.mix, "Take some layers' styles from a second seed"),
+                            (self.mix_seed, "The second seed whose styles are mixed in"),
+                            (self.mix_layers, "Which layers come from the second seed: coarse (pose, shape), "
+                                              "middle (features), fine (colours)"),
+                            (self.mix_range, "Layers A-B (w indices, inclusive) for a custom mix"),
+                            (self.live, "Re-render as the controls move (its own worker; never saved)"),
+                            (self.generate, "Make the image in the frame (saved with its metadata)"),
+                            (self.grid_count, "How many seeds the grid shows"),
+                            (self.walk_keys, "Seeds the walk passes through, in order"),
+                            (self.walk_frames, "Frames between two keyframes"),
+                            (self.walk_space, "Interpolate in W (lerp, smooth) or Z (slerp)"),
+                            (self.walk_loop, "Return to the first keyframe at the end")):
+            if not widget.toolTip():
+                widget.setToolTip(tip)
+        grid.setToolTip("Seeds from the current one on, laid out in rows and columns in one image "
+                        "(each seed is also staged on its own)")
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow("Seed", seed_row)
@@ -161,6 +182,19 @@ class StyleGANPanel(QWidget):
         walk.clicked.connect(self._choose_walk_file)
         self.vm.live_message.connect(self.show_message)
         self.vm.params_changed.connect(self.set_params)
+        self.vm.family_changed.connect(self._on_family)
+        self._on_family(self.vm.family)
+
+    def _on_family(self, family: str | None) -> None:
+        """Translate and rotate exist in StyleGAN3 only: off (and saying why) for a StyleGAN2 model."""
+        sg2 = family == "stylegan2"
+        for w in self.sg3_controls:
+            w.setEnabled(not sg2)
+        tips = {self.translate_x: "Horizontal shift of StyleGAN3's input grid",
+                self.translate_y: "Vertical shift of StyleGAN3's input grid",
+                self.rotate: "Rotation of StyleGAN3's input grid in degrees"}
+        for w, tip in tips.items():
+            w.setToolTip("StyleGAN3 only: this model is StyleGAN2" if sg2 else tip)
 
     @staticmethod
     def _row(*widgets) -> QHBoxLayout:

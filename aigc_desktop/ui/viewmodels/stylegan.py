@@ -49,7 +49,42 @@ class StyleGANParams:
                 "translate": tuple(self.translate), "rotate": float(self.rotate)}
 
 
+PROBE_BYTES = 8 * 1024 * 1024  # NVIDIA pickles carry their network source before the weights
+
+
+def probe_family(path: str) -> str | None:
+    """'stylegan2' / 'stylegan3' for a StyleGAN model file or folder, read cheaply on the GUI thread (no torch,
+    no unpickling): our JSON's family, a safetensors header's keys, or the class names an NVIDIA pickle embeds
+    in its first megabytes. None when it cannot tell (the controls then stay enabled)."""
+    import json
+
+    from aigc_desktop.core.safe_io import is_regular_file
+
+    p = Path(path)
+    try:
+        if p.is_dir():
+            meta = p / "stylegan.json"
+            if is_regular_file(meta) and meta.stat().st_size < 1_000_000:
+                family = json.loads(meta.read_text()).get("family")
+                return family if family in ("stylegan2", "stylegan3") else None
+            return None
+        if not is_regular_file(p):
+            return None
+        with open(p, "rb") as f:
+            head = f.read(PROBE_BYTES)
+    except (OSError, ValueError):
+        return None
+    if p.suffix.lower() == ".pt":
+        return "stylegan2"  # rosinality checkpoints are StyleGAN2
+    if b"SynthesisInput" in head or b"synthesis.input." in head or b"networks_stylegan3" in head:
+        return "stylegan3"
+    if b"networks_stylegan2" in head or b"SynthesisBlock" in head or b"synthesis.b4." in head:
+        return "stylegan2"
+    return None
+
+
 class StyleGANViewModel(QObject):
+    family_changed = Signal(object)  # "stylegan2" | "stylegan3" | None (unknown)
     params_changed = Signal(object)  # StyleGANParams
     live_image = Signal(object)  # PIL image of the newest finished live render
     live_message = Signal(str)  # "" when fine, else why the live view could not render
@@ -61,6 +96,7 @@ class StyleGANViewModel(QObject):
         self.options = replace(options or EngineOptions(), outputs_dir="")  # live renders are never saved
         self._engines = engines
         self.model: jobs.ModelRef | None = None
+        self.family: str | None = None
         self.params = StyleGANParams()
         self.live_enabled = True
         self.live_queue = QueueViewModel(parent=self)
@@ -78,9 +114,15 @@ class StyleGANViewModel(QObject):
     def set_model(self, info) -> None:
         """The selected catalog model (ModelInfo), or None when it is not a StyleGAN model."""
         self.model = jobs.ModelRef(info.path, kind="stylegan") if info is not None else None
+        self.set_family(probe_family(info.path) if info is not None else None)
         self._pending = None
         if self.model is not None:
             self.request_live()
+
+    def set_family(self, family: str | None) -> None:
+        """What the model is, when known (a probe, or a finished image's record): SG3-only controls follow."""
+        self.family = family
+        self.family_changed.emit(family)
 
     def set_params(self, params: StyleGANParams) -> None:
         if params == self.params:
