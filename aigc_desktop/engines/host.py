@@ -181,6 +181,10 @@ class _Lane:
     def _emit(self, event) -> None:
         self.host.send(("event", self.id, encode_event(event)))
 
+    def _warm(self) -> None:
+        _warm_imports()
+        self.host.send(("device", device_info(self.options.device)))
+
     def _run(self) -> None:
         from aigc_desktop.core.runner import Runner, failed
 
@@ -189,8 +193,8 @@ class _Lane:
         except Exception as exc:  # noqa: BLE001 - a bad override fails every job of the lane, clearly
             runner, setup_error = None, exc
         if runner is not None and self.preload and not self.engines:
-            _warm_imports()
-            self.host.send(("device", device_info(self.options.device)))
+            # Beside the jobs, not before them: a StyleGAN job or a conversion waits for torch, not diffusers.
+            threading.Thread(target=self._warm, name="aigc-warm-imports", daemon=True).start()
         while True:
             spec = self.jobs.get()
             if spec is None:
