@@ -574,6 +574,9 @@ class MainWindow(QMainWindow):
             results.insert(0, self._grid_result(results, job_id))
         if results:
             self.document.stage(results)
+            model = getattr(spec, "model", None)
+            if model is not None:
+                self.models.set_last_image(model.path, results[-1].image)
         where = f" · saved to {Path(event.paths[0]).parent}" if event.paths else ""
         self.status.showMessage(f"Done in {_fmt_seconds(event.elapsed)}{where}", 10000)
 

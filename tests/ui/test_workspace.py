@@ -180,3 +180,31 @@ def test_import_paste_and_export(qtbot, fake_window, tmp_path):
     assert read_image_metadata(out2).prompt == "kept"
     w.copy_to_clipboard("frame")
     assert QGuiApplication.clipboard().image().size().width() == 64
+
+
+def test_gallery_cards_filter_by_kind_and_search(qtbot, fake_window, tmp_path):
+    from dataclasses import replace
+
+    w = fake_window
+    tiny = w.models.models[0]
+    w.models.models = [tiny, replace(tiny, path=tiny.path + "-sg", name="faces", kind="stylegan", family=None),
+                       replace(tiny, path=tiny.path + "-lora", name="ink-lora", kind="lora")]
+    w.models.models_changed.emit()
+    g = w.gallery
+    assert g.visible_names() == ["tiny-sd", "faces", "ink-lora"]
+    card = g.list.item(0).text()
+    assert card.startswith("tiny-sd\ndiffusers") and card.endswith("B")  # name, kind (family), size
+    g.kind_filter.setCurrentIndex(g.kind_filter.findText("StyleGAN"))
+    assert g.visible_names() == ["faces"]
+    g.kind_filter.setCurrentIndex(0)
+    g.search.setText("LORA")
+    assert g.visible_names() == ["ink-lora"]
+    g.search.setText("")
+    # A finished job puts its last image on the model's card.
+    before = g.list.item(0).icon().pixmap(48, 48).toImage()
+    w.prompt_panel.prompt.setPlainText("x")
+    w.prompt_panel.steps.setValue(1)
+    with qtbot.waitSignal(w.queue.job_finished, timeout=10000):
+        w.generate()
+    assert tiny.path in w.models.last_images
+    assert g.list.item(0).icon().pixmap(48, 48).toImage() != before

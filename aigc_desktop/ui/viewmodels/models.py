@@ -15,6 +15,7 @@ class ModelsViewModel(QObject):
     models_changed = Signal()
     selection_changed = Signal(object)  # ModelInfo | None
     scanning_changed = Signal(bool)
+    last_image_changed = Signal(str)  # model path whose card shows a new "last image"
 
     _scanned = Signal(object)  # list[ModelInfo], from the scanning thread
 
@@ -28,6 +29,7 @@ class ModelsViewModel(QObject):
         self.vae_override: str | None = None
         self.prediction_override: str | None = None
         self._preferred: str | None = None
+        self.last_images: dict = {}  # model path -> the last image (PIL) made with it this session
         self._last_by_kind: dict[str, str] = {}  # kind -> path of the model of that kind selected last
         self._thread: threading.Thread | None = None
         self._scanned.connect(self._on_scanned)
@@ -84,6 +86,10 @@ class ModelsViewModel(QObject):
         candidates = [m for m in self.models if m.kind in kinds]
         remembered = {self._last_by_kind.get(kind) for kind in kinds}
         return next((m for m in candidates if m.path in remembered), candidates[0] if candidates else None)
+
+    def set_last_image(self, path: str, image) -> None:
+        self.last_images[path] = image
+        self.last_image_changed.emit(path)
 
     def select_path(self, path: str) -> None:
         self.select(next((m for m in self.models if m.path == path), None))
