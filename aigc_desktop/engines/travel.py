@@ -226,16 +226,34 @@ class DiffusionTravel:
                 continue
             self.embeds.append({k: v.detach().clone() for k, v in cond.pipeline_kwargs(1).items()})
         self.cond_record = first.record()  # the LoRAs and embeddings every frame used
-        shapes = {tuple(e["prompt_embeds"].shape) for e in self.embeds}
-        if len(shapes) > 1:
-            lengths = sorted({s[1] // 77 for s in shapes})
-            raise UserError(f"The keyframe prompts are of different lengths ({' vs '.join(map(str, lengths))} "
-                            "chunks of 75 tokens): shorten the long ones or add BREAK to the short ones")
+        self._pad_chunks(conditioning, extract_networks)
         p = spec.params
         scale = self.model.pipe.vae_scale_factor
         self.shape = (self.model.pipe.unet.config.in_channels, p.height // scale, p.width // scale)
         self._noise: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._keyframe_images: dict[int, Any] = {}
+
+    def _pad_chunks(self, conditioning: Any, extract_networks: Any) -> None:
+        """Prompts of different lengths (chunks of 75 tokens) cannot be lerped token by token: the shorter
+        ones are encoded again with empty chunks appended, as A1111 pads a prompt to its negative's length
+        (two BREAKs in a row make one empty chunk). Their keyframe frames then differ slightly from a plain
+        generation of the unpadded prompt; the longest prompts' frames stay exact."""
+        chunk = 77
+        counts = [e["prompt_embeds"].shape[1] // chunk for e in self.embeds]
+        most = max(counts)
+        for i, (job, count) in enumerate(zip(self.jobs, counts)):
+            if count == most:
+                continue
+            text = extract_networks(job.params.prompt)[0] + " BREAK" * (most - count + 1)
+            p = replace(job.params, prompt=text, negative_prompt=extract_networks(job.params.negative_prompt)[0],
+                        loras=())
+            with conditioning.prepared(self.model, p) as cond:
+                self.embeds[i] = {k: v.detach().clone() for k, v in cond.pipeline_kwargs(1).items()}
+        shapes = {tuple(e["prompt_embeds"].shape) for e in self.embeds}
+        if len(shapes) > 1:
+            lengths = sorted({s[1] // chunk for s in shapes})
+            raise UserError(f"The keyframe prompts encode to different lengths ({' vs '.join(map(str, lengths))} "
+                            "chunks of 75 tokens) even when padded: make them closer in length")
 
     def _job(self, k: ip.Keyframe) -> DiffusionJob:
         p = self.spec.params

@@ -221,3 +221,20 @@ def test_diffusion_travel_keeps_the_jobs_loras_applied(runner, tiny_sd_path, tmp
     mixed = [ip.Keyframe(prompt="a cat <lora:style:1>", seed=1), ip.Keyframe(prompt="a dog", seed=2)]
     end, _ = run(runner, replace(spec, timeline=timeline(mixed, frames=1), params=diffusion_params()))
     assert isinstance(end, jobs.Failed) and "different LoRA tags" in end.message
+
+
+def test_diffusion_travel_between_prompts_of_different_lengths(runner, tiny_sd_path):
+    """A prompt over 75 tokens takes two chunks: the short keyframe is padded with an empty chunk (as A1111
+    pads a prompt to its negative), and the long keyframe's frame is still exactly its plain generation."""
+    long_prompt = ", ".join(["a red boat on a lake"] * 8)  # the byte-level test tokenizer: > 75 tokens
+    keys = [ip.Keyframe(prompt=long_prompt, seed=3), ip.Keyframe(prompt="a tree", seed=4)]
+    spec = jobs.TravelJob(travel="diffusion", model=jobs.ModelRef(str(tiny_sd_path)),
+                          timeline=timeline(keys, frames=2), params=diffusion_params(steps=2), device="cpu")
+    end, events = run(runner, spec)
+    assert isinstance(end, jobs.Finished), getattr(end, "message", "")
+    got = frames_of(events)
+    plain = runner.run(jobs.DiffusionJob(model=jobs.ModelRef(str(tiny_sd_path)), device="cpu",
+                                         params=diffusion_params(steps=2, prompt=long_prompt, seed=3)),
+                       lambda e: None, lambda: False)
+    assert np.array_equal(pixels(got[0].image), pixels(plain.images[0]))
+    assert sorted(got) == [0, 1, 2]
