@@ -92,7 +92,8 @@ def test_a_job_runs_in_the_engine_process_and_the_gui_never_imports_torch(tmp_pa
         finished = events[-1]
         assert finished.images[0].size == (32, 16) and finished.images[0].mode == "RGB"
         previews = [e for e in events if isinstance(e, jobs.Preview)]
-        assert len(previews) == 3 and previews[-1].image.size == (32, 16)
+        # a preview that a newer one overtook in the pipe is dropped (a busy machine): the newest always comes
+        assert 1 <= len(previews) <= 3 and previews[-1].step == 3 and previews[-1].image.size == (32, 16)
         t = time.monotonic()
         assert client.stop() and time.monotonic() - t < 3
         assert not client.isRunning()
@@ -297,7 +298,7 @@ def test_the_queue_view_model_gets_the_same_signals_through_the_process(qtbot):
     vm.job_finished.connect(lambda job_id, event: finished.append(event))
     vm.submit(jobs.FakeJob(steps=3, width=40, height=20))
     qtbot.waitUntil(lambda: bool(finished), timeout=20000)
-    assert previews == [(40, 20)] * 3 and finished[0].images[0].size == (40, 20)
+    assert 1 <= len(previews) <= 3 and set(previews) == {(40, 20)} and finished[0].images[0].size == (40, 20)
     assert client.stop()
 
 
