@@ -121,6 +121,25 @@ def test_walk_exports(runner, sg_files, tmp_path, suffix):
         assert out.stat().st_size > 0
 
 
+def test_a_walk_is_the_stylegan_travel(runner, sg_files, tmp_path):
+    """One implementation: a walk's frames are the frames of the TravelJob it describes."""
+    from aigc_desktop.core import interpolate as ip
+
+    out = tmp_path / "walk"
+    spec = jobs.StyleGANWalkJob(model=jobs.ModelRef(str(sg_files["sg2-skip"])), seeds=(1, 2), frames_per_transition=3,
+                                space="z", easing="smooth", truncation_psi=0.6, out=str(out))
+    assert isinstance(run(runner, spec)[0], jobs.Finished)
+    keys = [ip.Keyframe(seed=1), ip.Keyframe(seed=2)]
+    travel = jobs.TravelJob(travel="stylegan", model=spec.model, stylegan=(("truncation_psi", 0.6),),
+                            timeline=ip.Timeline.uniform(keys, frames=3, easing="ease-in-out").to_state())
+    end, events = run(runner, travel)
+    frames = {e.index: e.image for e in events if isinstance(e, jobs.TravelFrame)}
+    walked = sorted(out.iterdir())
+    assert len(walked) == len(frames) == 4
+    for i, path in enumerate(walked):
+        assert np.array_equal(pixels(Image.open(path)), pixels(frames[i]))
+
+
 def test_cancelled_walk_leaves_no_file(runner, sg_files, tmp_path):
     out = tmp_path / "walk.mp4"
     spec = jobs.StyleGANWalkJob(model=jobs.ModelRef(str(sg_files["sg2-skip"])), seeds=(1, 2), frames_per_transition=20,
