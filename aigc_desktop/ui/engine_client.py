@@ -396,16 +396,19 @@ class EngineProcess:
         self.conn = self._writer = None
 
 
+BACKLOG_PREVIEWS = 3  # more previews of one image than this in one read: the window is behind
+
+
 def _newest_previews(batch: list[tuple]) -> list[tuple]:
-    """Drop previews that a newer preview of the same image in the same batch replaces: when the window falls
-    behind, it gets the latest picture, not a backlog of stale ones (nothing else is ever dropped)."""
-    newest: dict[tuple, int] = {}
+    """When the window has fallen behind (more than BACKLOG_PREVIEWS previews of the same image waiting in the
+    pipe), keep only the newest of them: it gets the latest picture, not a backlog of stale ones. Nothing but
+    superseded previews is ever dropped."""
+    seen: dict[tuple, list[int]] = {}
     for i, message in enumerate(batch):
         if message[0] == "event" and isinstance(message[2], jobs.Preview):
-            newest[(message[1], message[2].job_id, message[2].index)] = i
-    return [m for i, m in enumerate(batch)
-            if not (m[0] == "event" and isinstance(m[2], jobs.Preview)
-                    and newest[(m[1], m[2].job_id, m[2].index)] != i)]
+            seen.setdefault((message[1], message[2].job_id, message[2].index), []).append(i)
+    drop = {i for indices in seen.values() if len(indices) > BACKLOG_PREVIEWS for i in indices[:-1]}
+    return [m for i, m in enumerate(batch) if i not in drop] if drop else batch
 
 
 _registry: dict[str, EngineProcess] = {}

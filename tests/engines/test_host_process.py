@@ -309,10 +309,12 @@ def test_a_backlog_of_previews_collapses_to_the_newest_and_nothing_else_is_dropp
         return ("event", "lane", jobs.Preview(job_id=job, step=step, image=None, index=index))
 
     progress = ("event", "lane", jobs.Progress(job_id="a", step=1, total=3, elapsed=0.1, eta=None))
-    batch = [preview(1), progress, preview(1, index=1), preview(2), preview(1, job="b"), preview(3),
+    batch = [preview(1), progress, preview(1, index=1), preview(2), preview(1, job="b"), preview(3), preview(4),
              ("log", 20, "x", "text", "")]
     kept = _newest_previews(batch)
-    assert kept == [progress, preview(1, index=1), preview(1, job="b"), preview(3), batch[-1]]
+    assert kept == [progress, preview(1, index=1), preview(1, job="b"), preview(4), batch[-1]]
+    few = [preview(1), progress, preview(2), preview(3)]  # a short delay is not a backlog: all are shown
+    assert _newest_previews(few) == few
 
 
 @pytest.mark.slow  # the engine process imports torch and diffusers: 10-25 s on a busy 2-core machine
