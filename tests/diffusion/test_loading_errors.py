@@ -148,3 +148,16 @@ def test_incomplete_and_mismatched_checkpoints(sd1_state, tmp_path):
     path = tmp_path / "mixed.safetensors"
     save_file(mixed, str(path))
     assert "cross-attention expects 16" in _load_error(path)
+
+
+@pytest.mark.parametrize("key", ["cond_stage_model.transformer.text_model.embeddings.token_embedding.weight",
+                                 "model.diffusion_model.input_blocks.0.0.weight",
+                                 "first_stage_model.decoder.conv_in.weight"])
+@pytest.mark.parametrize("shape", [(0,), (3,), (1, 1, 1, 1, 1), (0, 8)])
+def test_tensors_of_the_wrong_rank_or_empty(sd1_state, tmp_path, key, shape):
+    """A tensor where the layout needs another rank (or an empty one): one line, never an unpacking error."""
+    broken = dict(sd1_state)
+    broken[key] = torch.zeros(shape)
+    path = tmp_path / "odd.safetensors"
+    save_file(broken, str(path))
+    assert "odd.safetensors" in _load_error(path)

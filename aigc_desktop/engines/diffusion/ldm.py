@@ -244,6 +244,13 @@ def text_config(shapes: Shapes, base: dict[str, Any]) -> dict[str, Any]:
         inner = shapes["encoder.layers.0.mlp.fc1.weight"][0]
     except KeyError as exc:
         raise ModelLoadError(f"the text encoder lacks {exc.args[0]}") from None
+    except (ValueError, IndexError):  # a tensor of another rank than CLIP's: damaged or another model
+        found = {k.split(".")[-2]: tuple(shapes.get(k, ())) for k in ("embeddings.token_embedding.weight",
+                                                                       "embeddings.position_embedding.weight")}
+        raise ModelLoadError(f"the text encoder's embeddings have shapes {found}, where CLIP has (rows, width); "
+                             "the file is damaged or not a Stable Diffusion checkpoint") from None
+    if min(vocab, width, positions, inner) < 1:
+        raise ModelLoadError("the text encoder has empty embeddings; the file is damaged")
     config = {k: v for k, v in base.items() if not k.startswith("_") and k != "architectures"}
     head_width = base["hidden_size"] // base["num_attention_heads"]
     projection = shapes.get("text_projection.weight")

@@ -281,7 +281,10 @@ def _text_encoder(sf: StateFile, fam: FamilyConfig, slot: str, dtype: torch.dtyp
     else:
         state = ldm.open_clip_to_diffusers(raw, drop_last_layer=prefix.startswith("cond_stage_model."))
     cls = getattr(transformers, fam.component_class(slot))
-    config = transformers.CLIPTextConfig(**ldm.text_config(_shapes(state), fam.json(f"{slot}/config.json")))
+    try:
+        config = transformers.CLIPTextConfig(**ldm.text_config(_shapes(state), fam.json(f"{slot}/config.json")))
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"{sf.path.name}: {exc}") from None
     if cls is transformers.CLIPTextModel:
         state.pop("text_projection.weight", None)
     else:  # CLIPTextModelWithProjection keeps the `text_model.` level
