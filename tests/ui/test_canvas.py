@@ -331,3 +331,19 @@ def replace_params(p, **kw):
     from dataclasses import replace
 
     return replace(p, **kw)
+
+
+def test_stroke_off_the_mask_grows_it(canvas, vm):
+    from PySide6.QtCore import QPointF
+
+    canvas.set_brush(size=10, hardness=1.0)
+    canvas.begin_stroke(QPointF(-40, -30))
+    canvas.stroke_to(QPointF(-20, -30))
+    canvas.end_stroke()
+    m = vm.doc.mask
+    assert m.x <= -45 and m.y <= -35 and m.x + m.width == 256 and m.y + m.height == 256
+    assert m.image.getpixel((-30 - m.x, -30 - m.y)) == 255 and m.image.getpixel((10 - m.x, 10 - m.y)) == 0
+    assert canvas.mask_item.pos().x() == m.x and canvas.mask_item.image.width() == m.width
+    assert vm.undo_stack.count() == 1
+    vm.undo_stack.undo()
+    assert m.image.getbbox() is None

@@ -45,11 +45,11 @@ def dab_alpha(size: float, hardness: float, cx: float, cy: float) -> tuple[np.nd
 
 class Stroke:
     """One stroke on a layer's pixels. `pixels` is (h, w, 4) RGBA or (h, w) L, uint8, in the layer's own
-    coordinates with its top-left at document (ox, oy); it is changed in place as dabs land."""
+    coordinates with its top-left at document (ox, oy); the stroke paints into its own copy (`.pixels`)."""
 
     def __init__(self, pixels: np.ndarray, ox: int, oy: int, brush: BrushSettings) -> None:
-        self.pixels = pixels
-        self.original = pixels.copy()
+        self.original = pixels  # the layer's pixels at the start (not written to)
+        self.pixels = pixels.copy()
         self.ox, self.oy = ox, oy
         self.brush = brush
         self.coverage = np.zeros(pixels.shape[:2], dtype=np.float32)

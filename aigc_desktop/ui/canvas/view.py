@@ -25,6 +25,7 @@ from aigc_desktop.ui.viewmodels.document import DocumentViewModel
 
 WORLD = 1_000_000  # the scene is effectively unbounded
 MAX_STROKE_AREA = 8192 * 8192  # a stroke's working copy never grows past this
+STROKE_ROOM = 512  # room around a stroke that starts off its layer
 TOOLS = ("brush", "eraser", "move", "frame")
 Z_MASK, Z_STAGED, Z_PREVIEW = 1_000_000, 1_000_001, 1_000_002
 
@@ -376,9 +377,14 @@ class CanvasView(QGraphicsView):
             return False
         erase = self.tool == "eraser"
         region = layer.rect
-        if not erase:  # the canvas is unbounded: a stroke may reach past the layer; it grows at the end
-            visible = self.mapToScene(self.viewport().rect()).boundingRect().toAlignedRect()
-            wanted = _union(region, (visible.x(), visible.y(), visible.width(), visible.height()))
+        x, y = scene_pos.x(), scene_pos.y()
+        inside = region[0] <= x < region[0] + region[2] and region[1] <= y < region[1] + region[3]
+        if not erase and not inside:
+            # The canvas is unbounded: a stroke that starts off the layer gets room around it (the layer
+            # grows to what the stroke covers when it ends). Strokes starting on the layer stay on it, so
+            # painting a large layer never copies more than the layer.
+            pad = int(max(STROKE_ROOM, self.brush.size * 4))
+            wanted = _union(region, (int(x) - pad, int(y) - pad, 2 * pad, 2 * pad))
             if wanted[2] * wanted[3] <= MAX_STROKE_AREA:
                 region = wanted
         pixels = np.asarray(layer.image)
@@ -388,8 +394,6 @@ class CanvasView(QGraphicsView):
             grown[oy:oy + layer.height, ox:ox + layer.width] = pixels
             pixels = grown
             self._item(layer.id).set_pixels(region[0], region[1], pixels)
-        else:
-            pixels = pixels.copy()
         color = self.brush.color if layer.kind == "image" else (255, 255, 255)
         from dataclasses import replace
 
