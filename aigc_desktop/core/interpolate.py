@@ -199,6 +199,8 @@ def interpolate(a: Any, b: Any, t: float, mode: str = "slerp", axis: int | None 
 
 MAX_FRAMES_PER_SEGMENT = 10000
 MAX_HOLD = 10000
+MAX_KEYFRAMES = 1000
+MAX_TOTAL_FRAMES = 100_000  # a plan is a list in memory: bound what a project file can ask for
 
 
 def _new_id() -> str:
@@ -281,25 +283,49 @@ class Timeline:
         self.segments = segs
         return self
 
-    def validate(self) -> None:
-        if len(self.keyframes) < 2:
-            raise InvalidParameter("Interpolation needs at least two keyframes")
+    def check_fields(self) -> None:
+        """Types and ranges of every field (a timeline may come from a project file): InvalidParameter."""
+        def is_int(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
         if self.mode not in MODES:
             raise InvalidParameter(f"Interpolation must be one of {', '.join(MODES)}, got '{self.mode}'")
         if not isinstance(self.fps, (int, float)) or not math.isfinite(self.fps) or not 0 < self.fps <= 240:
             raise InvalidParameter("Frames per second must be between 0 and 240")
+        for i, k in enumerate(self.keyframes, 1):
+            if not is_int(k.seed) or not 0 <= k.seed < 2**32:
+                raise InvalidParameter(f"Keyframe {i}: the seed must be a whole number from 0 to {2**32 - 1}")
+            if not is_int(k.hold) or not 0 <= k.hold <= MAX_HOLD:
+                raise InvalidParameter(f"Keyframe {i}: hold frames must be a whole number from 0 to {MAX_HOLD}")
+            for name in ("id", "label", "prompt", "negative"):
+                if not isinstance(getattr(k, name), str):
+                    raise InvalidParameter(f"Keyframe {i}: {name} must be text")
+            for name in ("image", "digest"):
+                if getattr(k, name) is not None and not isinstance(getattr(k, name), str):
+                    raise InvalidParameter(f"Keyframe {i}: {name} must be text")
+            psi = k.truncation_psi
+            if psi is not None and (isinstance(psi, bool) or not isinstance(psi, (int, float))
+                                    or not math.isfinite(psi) or abs(psi) > 10):
+                raise InvalidParameter(f"Keyframe {i}: truncation must be a number from -10 to 10")
+        for i, seg in enumerate(self.segments, 1):
+            if not is_int(seg.frames) or not 1 <= seg.frames <= MAX_FRAMES_PER_SEGMENT:
+                raise InvalidParameter(f"Segment {i}: frames must be a whole number from 1 to "
+                                       f"{MAX_FRAMES_PER_SEGMENT}")
+            if not isinstance(seg.easing, str):
+                raise InvalidParameter(f"Segment {i}: unknown easing")
+            easing_name(seg.easing)
+        total = sum(s.frames for s in self.segments) + sum(k.hold for k in self.keyframes) + 1
+        if total > MAX_TOTAL_FRAMES:
+            raise InvalidParameter(f"A timeline holds at most {MAX_TOTAL_FRAMES} frames, this one {total}")
+
+    def validate(self) -> None:
+        """Ready to render: the fields are sound and there are at least two keyframes."""
+        self.check_fields()
+        if len(self.keyframes) < 2:
+            raise InvalidParameter("Interpolation needs at least two keyframes")
         if len(self.segments) != self.segment_count():
             raise InvalidParameter(f"{len(self.keyframes)} keyframes need {self.segment_count()} segments, "
                                    f"got {len(self.segments)}")
-        for i, s in enumerate(self.segments):
-            if isinstance(s.frames, bool) or not isinstance(s.frames, int) or \
-                    not 1 <= s.frames <= MAX_FRAMES_PER_SEGMENT:
-                raise InvalidParameter(f"Segment {i + 1}: frames must be a whole number from 1 to "
-                                       f"{MAX_FRAMES_PER_SEGMENT}")
-            easing_name(s.easing)
-        for k in self.keyframes:
-            if isinstance(k.hold, bool) or not isinstance(k.hold, int) or not 0 <= k.hold <= MAX_HOLD:
-                raise InvalidParameter(f"Hold frames must be a whole number from 0 to {MAX_HOLD}")
 
     # -- state
     def to_state(self) -> dict[str, Any]:
@@ -320,11 +346,15 @@ class Timeline:
                     for item in state.get("keyframes", [])]
             segs = [Segment(**{k: v for k, v in dict(item).items() if k in known_s})
                     for item in state.get("segments", [])]
-            return cls(keyframes=keys, segments=segs, mode=str(state.get("mode", "slerp")),
-                       loop=bool(state.get("loop", False)), pingpong=bool(state.get("pingpong", False)),
-                       fps=float(state.get("fps", 12.0))).normalized()
-        except (TypeError, ValueError) as exc:
+            timeline = cls(keyframes=keys, segments=segs, mode=str(state.get("mode", "slerp")),
+                           loop=bool(state.get("loop", False)), pingpong=bool(state.get("pingpong", False)),
+                           fps=float(state.get("fps", 12.0))).normalized()
+        except (TypeError, ValueError, OverflowError) as exc:
             raise InvalidParameter(f"Not a timeline: {exc}") from None
+        if len(timeline.keyframes) > MAX_KEYFRAMES:
+            raise InvalidParameter(f"A timeline holds at most {MAX_KEYFRAMES} keyframes")
+        timeline.check_fields()
+        return timeline
 
     @classmethod
     def uniform(cls, keyframes: Sequence[Keyframe], frames: int = 16, easing: str = "linear", hold: int = 0,

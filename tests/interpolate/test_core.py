@@ -167,3 +167,31 @@ def test_animation_formats():
     assert ip.animation_format("frames/") == "png" and ip.animation_format("frames") == "png"
     with pytest.raises(InvalidParameter, match=r"\.avi"):
         ip.animation_format("x.avi")
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                           lambda children: st.lists(children, max_size=4)
+                           | st.dictionaries(st.text(max_size=8), children, max_size=4), max_leaves=20)
+timeline_like = st.fixed_dictionaries({}, optional={
+    "keyframes": st.lists(st.dictionaries(st.sampled_from(["seed", "hold", "prompt", "image", "truncation_psi",
+                                                           "id", "x"]), json_values, max_size=4), max_size=4)
+    | json_values,
+    "segments": st.lists(st.dictionaries(st.sampled_from(["frames", "easing"]), json_values), max_size=4)
+    | json_values,
+    "mode": json_values, "fps": json_values, "loop": json_values})
+
+
+@given(timeline_like)
+@settings(max_examples=200)
+def test_saved_timelines_load_or_fail_with_invalid_parameter(state):
+    """A timeline comes from a project file: anything in it either loads into a sound timeline or is
+    refused with InvalidParameter (one line), never another exception."""
+    try:
+        tl = ip.Timeline.from_state(state)
+    except InvalidParameter as exc:
+        assert "\n" not in str(exc)
+        return
+    tl.check_fields()
+    assert ip.Timeline.from_state(tl.to_state()).to_state() == tl.to_state()
+    if len(tl.keyframes) >= 2:
+        assert len(ip.plan(tl)) >= 2
