@@ -148,10 +148,13 @@ class DiffusionEngine:
                 emit(Preview(job_id=spec.id, step=step, image=image, index=first_index + i))
 
         previews = PreviewStream(model.family, deliver, vae=pipe.vae)  # colours fitted to this VAE
+        switch = cond.step_switch(n)  # prompt editing / alternation: other embeddings from some step on
         kwargs: dict[str, Any] = dict(
             **cond.pipeline_kwargs(n), num_inference_steps=p.steps, guidance_scale=p.cfg_scale, width=p.width,
             height=p.height, generator=gens, output_type="pil",
-            callback_on_step_end=self._step_callback(spec, cancelled, reporter, previews, captured))
+            callback_on_step_end=self._step_callback(spec, cancelled, reporter, previews, captured, switch))
+        if switch is not None:
+            kwargs["callback_on_step_end_tensor_inputs"] = switch.tensor_inputs
         if inputs.pipeline == "txt2img":
             scale = pipe.vae_scale_factor
             shape = (pipe.unet.config.in_channels, p.height // scale, p.width // scale)
@@ -175,7 +178,7 @@ class DiffusionEngine:
 
     @staticmethod
     def _step_callback(spec: DiffusionJob, cancelled: IsCancelled, reporter: StepReporter, previews: PreviewStream,
-                       captured: dict[str, torch.Tensor]):
+                       captured: dict[str, torch.Tensor], switch: conditioning.StepSwitch | None = None):
         per_batch = spec.total_steps // max(1, spec.params.batch_count)
         base = reporter.step
 
@@ -183,6 +186,8 @@ class DiffusionEngine:
             if cancelled():
                 # Raising here stops before the next UNet call and skips the VAE decode.
                 raise CancelRequested()
+            if switch is not None:
+                switch(pipe, i, kwargs)  # the next UNet call's text embeddings
             # Second-order samplers (Heun, DPM++ SDE) call back twice per step: map onto the user's steps.
             done = base + math.ceil((i + 1) * per_batch / max(1, pipe.num_timesteps))
             latents = captured.pop("x0", None)
