@@ -202,3 +202,21 @@ def test_an_edit_cancels_render_jobs_it_made_useless(qtbot, key_images, morph_va
     vm.set_mode("lerp")
     vm.request_render()
     assert cancelled == [submitted[1].id]  # only in-betweens of an old easing: useless now
+
+
+@pytest.mark.parametrize("state", [
+    [], {"travel": "warp"}, {"timeline": {"keyframes": [{"seed": "x"}]}}, {"model": {"path": 3}},
+    {"params": {"steps": "many"}, "timeline": {}}, {"params": 5}, {"strength": 2}, {"size": "big"},
+    {"stylegan": [["rm -rf", 1]]}, {"stylegan": [1]},
+])
+def test_a_bad_saved_timeline_is_one_line_and_changes_nothing(qtbot, state):
+    from aigc_desktop.core.errors import InvalidParameter
+    from aigc_desktop.ui.viewmodels.timeline import TimelineViewModel
+
+    vm = TimelineViewModel()
+    vm.add_keyframe(ip.Keyframe(seed=5))
+    before = vm.to_state()
+    with pytest.raises(InvalidParameter) as info:
+        vm.from_state(state)
+    assert "\n" not in str(info.value)
+    assert vm.to_state() == before

@@ -383,21 +383,46 @@ class TimelineViewModel(QObject):
         """Restore a saved timeline; `resolve(source)` gives back the picture of a keyframe's 'file' path,
         'layer:ID' or 'history:ID' (None when gone: the keyframe stays, without a picture). Frames cached
         for keys that still exist stay cached."""
-        state = state or {}
+        state = {} if state is None else state
+        if not isinstance(state, dict):
+            raise InvalidParameter("Not a timeline: a JSON object was expected")
         travel = state.get("travel", "vae")
         if travel not in jobs.TRAVELS:
             raise InvalidParameter(f"Unknown travel '{travel}' in the saved timeline")
         timeline = ip.Timeline.from_state(state.get("timeline"))
-        known = set(GenerationParams.__dataclass_fields__)
-        params = {k: v for k, v in (state.get("params") or {}).items() if k in known}
-        model = state.get("model")
+        try:  # the rest is checked as it is read: a bad file fails with one line, nothing half-loaded
+            known = set(GenerationParams.__dataclass_fields__)
+            params = {k: v for k, v in dict(state.get("params") or {}).items() if k in known}
+            params = replace(GenerationParams(), **params) if params else self.params
+            if params.loras or params.extra:
+                params = replace(params, loras=(), extra=())
+            from aigc_desktop.core.params import validate
+
+            validate(params)  # InvalidParameter, one line
+            model = state.get("model")
+            if model is not None:
+                fields = set(jobs.ModelRef.__dataclass_fields__)
+                model = jobs.ModelRef(**{k: v for k, v in dict(model).items() if k in fields})
+                if not all(isinstance(v, (str, type(None))) for v in model.__dict__.values()):
+                    raise ValueError("model fields must be text")
+            strength = float(state.get("strength", 0.0))
+            if not 0.0 <= strength < 1.0:
+                raise ValueError("strength must be from 0 up to 1")
+            size = state.get("size")
+            if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
+                raise ValueError("size must be a whole number")
+            stylegan = tuple((str(k), v) for k, v in (tuple(p) for p in state.get("stylegan") or ()))
+            if any(k not in ("truncation_psi", "noise_mode", "class_idx") for k, _ in stylegan):
+                raise ValueError("unknown StyleGAN option")
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameter(f"Not a timeline: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
         self.travel = travel
         self.timeline = timeline
-        self.model = jobs.ModelRef(**model) if isinstance(model, dict) else None
-        self.params = replace(GenerationParams(), **params) if params else self.params
-        self.strength = float(state.get("strength", 0.0))
-        self.size = state.get("size")
-        self.stylegan = tuple(tuple(p) for p in state.get("stylegan") or ()) or self.stylegan
+        self.model = model
+        self.params = params
+        self.strength = strength
+        self.size = size
+        self.stylegan = stylegan or self.stylegan
         self.images = {}
         for k in timeline.keyframes:
             image = None
