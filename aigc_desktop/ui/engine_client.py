@@ -117,6 +117,10 @@ class EngineProcess:
         self.closed = False
         self._killed_reason: str | None = None
         self._retired: list[_Lane] = []
+        self._ready = False  # the current engine process said it is up
+        self._failed_starts = 0  # engine processes in a row that died before they were up
+        self._start_error = ""
+        self._dormant = False
         self.thread = threading.Thread(target=self._loop, name=f"aigc-engine-{device}", daemon=True)
 
     # -- any thread
@@ -176,17 +180,18 @@ class EngineProcess:
                     if not lanes:
                         self.closed = True
                         break
-                if self.proc is None and any(not lane.stopping for lane in lanes):
-                    self._start_child()
+                if self.proc is None and any(not lane.stopping for lane in lanes) \
+                        and (not self._dormant or any(lane.queue.pending_count() for lane in lanes)):
+                    if self._may_start(lanes):
+                        self._start_child()
                 for lane in lanes:
                     self._service(lane)
-                if self.proc is None:
+                if self.proc is None:  # no engine (stopping, or dormant after failed starts): wait for news
+                    self._wait_wake(_POLL_S)
                     continue
                 ready = wait_any([self.conn, self._wake_r], timeout=_POLL_S)
                 if self._wake_r in ready:
-                    while self._wake_r.poll():
-                        self._wake_r.recv_bytes()
-                    self._wake_pending = False
+                    self._drain_wake()
                 if self.conn in ready:
                     self._read()
                 elif self.proc.poll() is not None:  # gone, though something else still holds its stdout
@@ -224,7 +229,34 @@ class EngineProcess:
         proc.stdout.close()
         self.proc, self.conn, self._writer = proc, reading, writing
         self.pid = proc.pid
+        self._ready, self._dormant = False, False
         log.info("Engine process %s started for device %s", proc.pid, self.device)
+
+    def _may_start(self, lanes: list[_Lane]) -> bool:
+        """After engine processes that died before they were up (a broken install): wait longer each time
+        (0.5 s, 1 s, 2 s ... 10 s) instead of restarting in a tight loop, and after three, fail the waiting jobs
+        with the reason rather than leaving them queued forever. False: not now (the loop comes back)."""
+        if not self._failed_starts:
+            return True
+        if self._failed_starts >= 3:
+            text = f"The engine cannot start: {self._start_error} (details in the log and the terminal)"
+            log.error("%s", text)
+            for lane in lanes:
+                while (entry := lane.queue.take(timeout=0)) is not None:
+                    lane.queue.report(jobs.Failed(job_id=entry.spec.id, message=text))
+            self._failed_starts, self._dormant = 0, True  # try again when a job is submitted
+            return False
+        self._wait_wake(min(10.0, 0.5 * 2 ** (self._failed_starts - 1)))  # a stop() wakes us early
+        return not all(lane.stopping for lane in self.lanes())
+
+    def _wait_wake(self, timeout: float) -> None:
+        if wait_any([self._wake_r], timeout=timeout):
+            self._drain_wake()
+
+    def _drain_wake(self) -> None:
+        while self._wake_r.poll():
+            self._wake_r.recv_bytes()
+        self._wake_pending = False
 
     def _send(self, message: tuple) -> bool:
         try:
@@ -253,7 +285,7 @@ class EngineProcess:
             if not self._send(("lane", lane.id, lane.options, lane.engines, lane.preload)):
                 return
             lane.registered = True
-        if lane.entry is None and not lane.stopping:
+        if lane.entry is None and not lane.stopping and self._ready:  # a job goes to an engine that is up
             entry = lane.queue.take(timeout=0)
             if entry is not None:
                 lane.entry, lane.cancel_sent_at, lane.steps = entry, None, []
@@ -318,6 +350,7 @@ class EngineProcess:
             self.device_info = message[1]
         elif op == "ready":
             self.pid = message[1]
+            self._ready, self._failed_starts = True, 0
 
     def _track(self, lane: _Lane, event: Any) -> None:
         """Measure the step time of finished jobs (first to last Progress: loading and decoding excluded)."""
@@ -348,6 +381,9 @@ class EngineProcess:
         reason = killed_by_us or describe_exit(proc.returncode)
         self._close_pipes()
         self.restarts += 1
+        if not self._ready and not killed_by_us:
+            self._failed_starts += 1
+            self._start_error = reason
         log.warning("Engine process %s (%s) stopped: %s", proc.pid, self.device, reason)
         with self._lock:
             lanes = list(self._lanes.values())

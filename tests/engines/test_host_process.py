@@ -370,3 +370,23 @@ def test_the_thread_transport_runs_the_same_jobs(qtbot):
     q.submit(spec)
     assert isinstance(rec.wait_for(spec.id), jobs.Finished) and client.engine_pid is None
     assert client.stop() and not client.isRunning()
+
+
+def test_an_engine_that_cannot_start_fails_the_waiting_jobs_instead_of_looping(engine, monkeypatch):
+    from aigc_desktop.ui import engine_client
+
+    monkeypatch.setattr(engine_client, "_CHILD_MAIN", "import sys; sys.exit(5)")  # a broken install
+    client, q, rec = engine()
+    spec = jobs.FakeJob(steps=1)
+    q.submit(spec)
+    end = rec.wait_for(spec.id, timeout=10)  # three tries: at once, after 0.5 s, after 1 s
+    assert isinstance(end, jobs.Failed)
+    assert end.message.startswith("The engine cannot start: it exited with code 5")
+    process = engine_processes()[0]
+    restarts = process.restarts
+    time.sleep(1.0)
+    assert process.restarts == restarts  # dormant: no restarts while nothing waits
+    monkeypatch.setattr(engine_client, "_CHILD_MAIN", "from aigc_desktop.engines.host import main_stdio; main_stdio()")
+    again = jobs.FakeJob(steps=1)
+    q.submit(again)  # the install was fixed: a new job starts a working engine
+    assert isinstance(rec.wait_for(again.id), jobs.Finished)
