@@ -82,13 +82,20 @@ def _reason(exc: OSError) -> str:
     return _REASONS.get(exc.errno or 0) or (exc.strerror or str(exc)).strip() or type(exc).__name__
 
 
+def shown_path(path: Path, limit: int = 80) -> str:
+    """A path as an error names it: a file name too long for the file system is cut, its folder kept."""
+    if len(path.name) <= limit:
+        return str(path)
+    return str(path.parent / f"{path.name[:limit - 20]}…{path.name[-12:]}")
+
+
 def save_image(image: Any, target: str | Path, record: dict[str, Any]) -> Path:
     """save_png, with any failure as one SaveError line naming the path and the reason."""
     target = Path(target)
     try:
         return save_png(image, target, record)
     except OSError as exc:
-        raise SaveError(f"Could not save {target}: {_reason(exc)}") from None
+        raise SaveError(f"Could not save {shown_path(target)}: {_reason(exc)}") from None
 
 
 def fallback_folder() -> Path:

@@ -105,3 +105,13 @@ def test_weight_file_that_is_a_fifo_inside_a_folder(tmp_path, tiny_sd_path, caps
     code, _, err = run_cli(capsys, "generate", "--model", folder, "--prompt", "x", "--steps", "1",
                            "--width", "64", "--height", "64", "--out", tmp_path / "o.png", "--quiet")
     assert code == 1 and "not a regular file" in one_error_line(err)
+
+
+def test_a_huge_model_index_is_refused_from_its_size(tmp_path):
+    folder = tmp_path / "big"
+    folder.mkdir()
+    with open(folder / "model_index.json", "wb") as fh:
+        fh.truncate(2 << 30)  # sparse: 2 GiB claimed, nothing read
+    with pytest.raises(UserError) as err:
+        diffusers_config.check_folder(folder)
+    assert "2.0 GiB" in str(err.value) and "model_index.json" in str(err.value)
