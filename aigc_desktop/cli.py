@@ -5,7 +5,8 @@
     aigc-desktop models [--json]
     aigc-desktop info IMAGE.png [--json]
 
-Bad input gives one line on stderr and a non-zero exit code (2), never a traceback.
+Bad input gives one line on stderr and a non-zero exit code (2), never a traceback. A job that fails, or an
+image that cannot be saved where asked (it is kept in the temp folder; the line says where), exits with 1.
 """
 
 from __future__ import annotations

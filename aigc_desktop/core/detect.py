@@ -1,6 +1,6 @@
 """Identify a model file or folder from its keys and tensor shapes, without torch and without unpickling.
 
-safetensors headers are read as JSON; `.ckpt`/`.pt` (zip) and `.pkl` pickles are scanned opcode by
+safetensors headers are read as checked JSON; `.ckpt`/`.pt` (zip) and `.pkl` pickles are scanned opcode by
 opcode for the strings they contain (pickletools never executes anything). Kinds:
 
     diffusers   a diffusers pipeline folder (model_index.json)
@@ -11,6 +11,11 @@ opcode for the strings they contain (pickletools never executes anything). Kinds
     stylegan    a StyleGAN generator (NVIDIA pickle, rosinality .pt, or our safetensors + json)
     vae_morph   our VAE for latent morphs (safetensors + json)
     unknown     none of the above (the note says what was found)
+    unreadable  could not be read: not a regular file, a header or archive that breaks its format's rules
+                or limits, a config of the wrong types (the note says why, in one line)
+
+Nothing here trusts a file: safetensors headers go through core.safetensors_header, torch archives through
+core.torch_files, diffusers configs through core.diffusers_config, all bounded before reading.
 """
 
 from __future__ import annotations
