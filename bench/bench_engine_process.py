@@ -85,7 +85,9 @@ def long_session(count: int, size: int, steps: int) -> dict:
         state["last_tick"] = now
 
     def snapshot() -> tuple:
-        return rss(), rss(client.engine_pid), threading.active_count(), handles()
+        engine = client.engine_stats() or {}
+        return (rss(), engine.get("rss") or rss(client.engine_pid), threading.active_count(), handles(),
+                engine.get("threads"), engine.get("files"), engine.get("cuda_allocated"))
 
     def submit() -> None:
         vm.submit(jobs.FakeJob(steps=steps, width=size, height=size, step_seconds=0.002, seed=state["done"]))
@@ -277,13 +279,16 @@ def main() -> int:
         return 2
 
     r = long_session(args.jobs, args.size, args.steps)
-    (g10, e10, t10, h10), (g1, e1, t1, h1) = r["marks"]["after 10"], r["marks"]["end"]
+    (g10, e10, t10, h10, et10, ef10, c10), (g1, e1, t1, h1, et1, ef1, c1) = r["marks"]["after 10"], r["marks"]["end"]
     mb = 1 / 2 ** 20
     print(f"{args.jobs} fake generations, {args.steps} previews of {args.size}x{args.size} each, through the engine "
           f"process: {r['took']:.1f} s")
     print(f"GUI RSS    after 10: {g10 * mb:.1f} MiB  end: {g1 * mb:.1f} MiB  ratio {g1 / g10:.3f}  (target <= 1.05)")
     print(f"engine RSS after 10: {e10 * mb:.1f} MiB  end: {e1 * mb:.1f} MiB  ratio {e1 / e10:.3f}  (target <= 1.05)")
-    print(f"threads {t10} -> {t1}, open file handles {h10} -> {h1}  (target: equal)")
+    print(f"GUI threads {t10} -> {t1}, open file handles {h10} -> {h1}; engine threads {et10} -> {et1}, "
+          f"open files {ef10} -> {ef1}  (target: equal)")
+    if c10 is not None:
+        print(f"engine CUDA allocated after 10: {c10 * mb:.1f} MiB  end: {c1 * mb:.1f} MiB")
     lat = r["latencies"]
     print(f"preview latency engine -> GUI thread over {len(lat)} previews: p50 {percentile(lat, 0.5):.2f} ms, "
           f"p95 {percentile(lat, 0.95):.2f} ms, max {max(lat):.2f} ms  (target p95 < 10 ms)")

@@ -14,6 +14,7 @@ subprocess, not multiprocessing's spawn: that would re-run the window's __main__
                        ("event", lane_id, event)          the existing plain-data events (core/jobs.py)
                        ("device", DeviceInfo)             what the device has (for core/estimate.py)
                        ("log", level, logger, message, traceback_text)
+                       ("stats", {...})                   reply to ("stats",): memory, threads, files
 
 Each lane is one thread here with its own Runner (the live StyleGAN view keeps its own lane so it never
 waits behind a diffusion job, as it had its own worker thread before). Specs and events are pickled: they
@@ -110,6 +111,22 @@ def device_info(preference: str = "auto"):
             log.warning("Could not read the CUDA device: %s", exc)
     memory = system_memory_bytes()
     return DeviceInfo(kind="cpu", memory_bytes=memory, total_bytes=memory, cores=cores, name="CPU")
+
+
+def engine_stats() -> dict[str, Any]:
+    """This process's resident memory, threads, open files and (when torch runs CUDA) allocated GPU memory."""
+    stats: dict[str, Any] = {"pid": os.getpid(), "threads": threading.active_count(), "rss": None, "files": None,
+                             "cuda_allocated": None}
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            stats["rss"] = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmRSS:"))
+        stats["files"] = len(os.listdir("/proc/self/fd"))
+    except (OSError, StopIteration):
+        pass
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        stats["cuda_allocated"] = int(torch.cuda.memory_allocated())
+    return stats
 
 
 # ------------------------------------------------------------------------------------------ the child
@@ -246,6 +263,8 @@ class Host:
                 lane = self.lanes.pop(message[1], None)
                 if lane is not None:
                     lane.jobs.put(None)
+            elif op == "stats":
+                self.send(("stats", engine_stats()))
             elif op == "quit":
                 return
 

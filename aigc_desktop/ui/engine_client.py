@@ -121,6 +121,9 @@ class EngineProcess:
         self._failed_starts = 0  # engine processes in a row that died before they were up
         self._start_error = ""
         self._dormant = False
+        self._write_lock = threading.Lock()  # the engine thread and stats() both write
+        self._stats: dict | None = None
+        self._stats_ready = threading.Event()
         self.thread = threading.Thread(target=self._loop, name=f"aigc-engine-{device}", daemon=True)
 
     # -- any thread
@@ -160,6 +163,20 @@ class EngineProcess:
         if self.closed:
             self.thread.join(max(0.0, deadline - time.monotonic()))
         return lane.done.is_set()
+
+    def stats(self, timeout: float = 2.0) -> dict | None:
+        """The engine process's memory, threads, open files and CUDA allocated bytes (benchmarks, About box);
+        None when it does not answer in time."""
+        writer = self._writer
+        if writer is None or not self._ready:
+            return None
+        self._stats_ready.clear()
+        try:
+            with self._write_lock:
+                writer.send(("stats",))
+        except (OSError, ValueError):
+            return None
+        return self._stats if self._stats_ready.wait(timeout) else None
 
     def lanes(self) -> list[_Lane]:
         with self._lock:
@@ -260,9 +277,10 @@ class EngineProcess:
 
     def _send(self, message: tuple) -> bool:
         try:
-            self._writer.send(message)
+            with self._write_lock:
+                self._writer.send(message)
             return True
-        except (OSError, EOFError, ValueError):
+        except (OSError, EOFError, ValueError, AttributeError):  # AttributeError: the pipe is already gone
             self._child_died()
             return False
 
@@ -348,6 +366,9 @@ class EngineProcess:
                                                      "exc_text": exc_text or None}))
         elif op == "device":
             self.device_info = message[1]
+        elif op == "stats":
+            self._stats = message[1]
+            self._stats_ready.set()
         elif op == "ready":
             self.pid = message[1]
             self._ready, self._failed_starts = True, 0
@@ -558,6 +579,10 @@ class EngineClient(QObject):
         this process sees it (no torch needed)."""
         info = self._engine.device_info if self._engine is not None else None
         return info or host.device_info("cpu")
+
+    def engine_stats(self) -> dict | None:
+        """{"rss", "threads", "files", "cuda_allocated", "pid"} of the engine process (None: thread transport)."""
+        return self._engine.stats() if self._engine is not None else None
 
     def measured_step(self, kind: str = "diffusion") -> StepMeasure | None:
         return self._engine.step_times.get(kind) if self._engine is not None else None

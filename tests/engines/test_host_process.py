@@ -344,6 +344,10 @@ def test_the_client_knows_the_device_and_a_measured_step(engine):
     assert isinstance(rec.wait_for(spec.id), jobs.Finished)
     info = client.device_info
     assert info.kind == "cpu" and info.cores >= 1 and info.memory_bytes > 0
+    stats = client.engine_stats()
+    assert stats["pid"] == client.engine_pid and stats["threads"] >= 2 and stats["cuda_allocated"] is None
+    if os.path.isdir("/proc/self/fd"):
+        assert 5 << 20 < stats["rss"] < 1 << 30 and stats["files"] > 2
     measure = client.measured_step("fake")
     # five step intervals of >= 20 ms of sleep each; the upper bound leaves room for a busy machine
     assert measure.spec.id == spec.id and 0.02 <= measure.seconds < 0.5
