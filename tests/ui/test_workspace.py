@@ -208,3 +208,48 @@ def test_gallery_cards_filter_by_kind_and_search(qtbot, fake_window, tmp_path):
         w.generate()
     assert tiny.path in w.models.last_images
     assert g.list.item(0).icon().pixmap(48, 48).toImage() != before
+
+
+def test_every_control_has_a_tooltip(qtbot, fake_window):
+    from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QComboBox, QLineEdit, QPlainTextEdit, QSlider,
+                                   QWidget)
+
+    w = fake_window
+    kinds = (QAbstractButton, QAbstractSpinBox, QComboBox, QSlider, QLineEdit, QPlainTextEdit)
+    internal = {"QToolBarExtension", "QDockWidgetTitleButton"}  # Qt's own buttons
+    missing = []
+    for widget in w.findChildren(QWidget):
+        if not isinstance(widget, kinds) or not widget.isVisibleTo(w) or widget.toolTip():
+            continue
+        if widget.metaObject().className() in internal or isinstance(widget.parent(), (QAbstractSpinBox, QComboBox)):
+            continue
+        missing.append(f"{type(widget).__name__} {widget.objectName() or getattr(widget, 'text', lambda: '')()!r} "
+                       f"in {type(widget.parent()).__name__}")
+    assert missing == []
+    panel = w.prompt_panel
+    for box in (panel.steps, panel.cfg, panel.width_box, panel.scheduler, panel.batch_size, panel.options.strength):
+        assert box.toolTip()
+
+
+def test_dock_layout_is_remembered(qtbot, models_dir):  # noqa: F811
+    from PySide6.QtCore import Qt
+
+    from aigc_desktop.core.settings import Settings
+    from aigc_desktop.ui.main_window import MainWindow
+
+    settings = Settings({"models_dir": str(models_dir)})
+    w = MainWindow(settings, engines={"diffusion": FakeEngine()}, scan_models=False)
+    qtbot.addWidget(w)
+    w.show()
+    w.removeDockWidget(w.layers_dock)
+    w.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, w.layers_dock)
+    w.layers_dock.show()
+    w.close()
+    assert settings.get("window_state")
+    again = MainWindow(settings, engines={"diffusion": FakeEngine()}, scan_models=False)
+    qtbot.addWidget(again)
+    again.show()
+    try:
+        assert again.dockWidgetArea(again.layers_dock) == Qt.DockWidgetArea.LeftDockWidgetArea
+    finally:
+        again.close()

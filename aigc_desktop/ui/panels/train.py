@@ -139,7 +139,14 @@ class TrainPanel(QWidget):
         self.batch = QSpinBox()
         self.batch.setRange(1, 1024)
         self.batch.setValue(16)
+        for widget, tip in ((self.kind, "What to train: text-to-image diffusion, StyleGAN2 or the morph VAE"),
+                            (self.steps, "Training steps (more is better, and slower)"),
+                            (self.resolution, "Image size the model trains at"),
+                            (self.batch, "Images per step (more uses more memory)")):
+            if not widget.toolTip():
+                widget.setToolTip(tip)
         self.resume = QCheckBox("Continue the run in this folder")
+        self.resume.setToolTip("Pick up exactly where the run in the output folder stopped")
         self.data_info = QLabel("")
         self.data_info.setObjectName("trainDataInfo")
 
@@ -155,6 +162,7 @@ class TrainPanel(QWidget):
 
         self.start_button = QPushButton("Start training")
         self.start_button.setObjectName("trainStart")
+        self.start_button.setToolTip("Train in the worker (the queue shows it); the loss plot and samples follow")
         self.start_button.clicked.connect(self.start)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("Stops after the current step and saves a checkpoint (continue later)")
@@ -192,6 +200,8 @@ class TrainPanel(QWidget):
 
     def _with_browse(self, edit: QLineEdit, title: str) -> QWidget:
         button = QPushButton("…")
+        button.setToolTip(title)
+        edit.setToolTip(title)
         button.setMaximumWidth(32)
         button.clicked.connect(lambda: self._browse(edit, title))
         box = QWidget()
