@@ -218,10 +218,12 @@ class DiffusionTravel:
                 raise CancelRequested()
             if i == 0:
                 cond = first
+                self._static(cond, i)
             else:  # encoded under the LoRAs already applied: tags stripped, no second application
                 p = replace(job.params, prompt=extract_networks(job.params.prompt)[0],
                             negative_prompt=extract_networks(job.params.negative_prompt)[0], loras=())
                 with conditioning.prepared(self.model, p) as cond:
+                    self._static(cond, i)
                     self.embeds.append({k: v.detach().clone() for k, v in cond.pipeline_kwargs(1).items()})
                 continue
             self.embeds.append({k: v.detach().clone() for k, v in cond.pipeline_kwargs(1).items()})
@@ -232,6 +234,13 @@ class DiffusionTravel:
         self.shape = (self.model.pipe.unet.config.in_channels, p.height // scale, p.width // scale)
         self._noise: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._keyframe_images: dict[int, Any] = {}
+
+    @staticmethod
+    def _static(cond: Any, i: int) -> None:
+        """A travel moves between prompts itself; prompts that change during sampling are not interpolated."""
+        if not getattr(cond, "is_static", True):
+            raise UserError(f"Keyframe {i + 1}: prompt editing and alternation ([a:b:N], [a|b]) do not work in "
+                            "travels; the travel itself moves from prompt to prompt")
 
     def _pad_chunks(self, conditioning: Any, extract_networks: Any) -> None:
         """Prompts of different lengths (chunks of 75 tokens) cannot be lerped token by token: the shorter

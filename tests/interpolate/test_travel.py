@@ -238,3 +238,11 @@ def test_diffusion_travel_between_prompts_of_different_lengths(runner, tiny_sd_p
                        lambda e: None, lambda: False)
     assert np.array_equal(pixels(got[0].image), pixels(plain.images[0]))
     assert sorted(got) == [0, 1, 2]
+
+
+def test_prompt_editing_in_a_keyframe_is_one_line(runner, tiny_sd_path):
+    keys = [ip.Keyframe(prompt="a [boat:tree:2]", seed=1), ip.Keyframe(prompt="a cat", seed=2)]
+    spec = jobs.TravelJob(travel="diffusion", model=jobs.ModelRef(str(tiny_sd_path)),
+                          timeline=timeline(keys, frames=1), params=diffusion_params(), device="cpu")
+    end, _ = run(runner, spec)
+    assert isinstance(end, jobs.Failed) and "Keyframe 1: prompt editing" in end.message
