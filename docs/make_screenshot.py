@@ -108,7 +108,6 @@ def main() -> int:
     for i in range(20):
         canvas.stroke_to(QPointF(f.x + f.width * (0.3 + i * 0.02), f.y + f.height * (0.3 + i * 0.02)))
     canvas.end_stroke()
-    print("mask painted:", doc.mask.image.getbbox(), window.message_bar.text())
     window.document.push(SetFrameCommand(doc, Frame(f.x + f.width * 2, f.y + f.height, f.width, f.height)))
     panel.prompt.setPlainText("star")
     job = window.generate()

@@ -69,6 +69,7 @@ def test_every_command_round_trips(vm):
         lambda: cmd.SetPixelsCommand(doc, a.id, noise(10, 12, 4), 3, 5),
         lambda: cmd.SetFrameCommand(doc, Frame(16, 24, 128, 64)),
         lambda: cmd.clear_mask_command(doc),
+        lambda: cmd.fit_to_frame_command(doc, a.id),
         lambda: cmd.duplicate_layer_command(doc, b.id),
         lambda: cmd.merge_down_command(doc, b.id),
     ]

@@ -75,6 +75,8 @@ def test_buttons_new_duplicate_delete_merge_and_order(panel):
     panel.buttons["merge"].click()
     assert [la.name for la in vm.doc.layers] == ["bottom", "middle"]
     assert vm.doc.layers[1].image.getpixel((0, 0))[:3] != (0, 255, 0)  # the half-transparent blue merged in
+    panel.buttons["fit"].click()  # 32x32 scaled to the 64x64 frame
+    assert vm.doc.layers[1].rect == (0, 0, 64, 64)
     panel.buttons["new"].click()
     assert vm.doc.layers[-1].rect == vm.doc.frame.rect and vm.doc.layers[-1].image.getbbox() is None
     n = vm.undo_stack.count()

@@ -147,6 +147,16 @@ class SetFrameCommand(QUndoCommand):
         self.doc.set_frame(self.old)
 
 
+def fit_to_frame_command(doc: Document, layer_id: str) -> SetPixelsCommand:
+    """Scale a layer (keeping its aspect ratio) to fit the frame, centred in it."""
+    layer, f = doc.get_layer(layer_id), doc.frame
+    scale = min(f.width / layer.width, f.height / layer.height)
+    w, h = max(1, round(layer.width * scale)), max(1, round(layer.height * scale))
+    image = layer.image.resize((w, h), Image.Resampling.LANCZOS)
+    return SetPixelsCommand(doc, layer_id, image, f.x + (f.width - w) // 2, f.y + (f.height - h) // 2,
+                            text="Fit layer to frame")
+
+
 def clear_mask_command(doc: Document) -> PaintCommand:
     m = doc.mask
     return PaintCommand(doc, m.id, m.x, m.y, Image.new("L", (m.width, m.height), 0), text="Clear mask")

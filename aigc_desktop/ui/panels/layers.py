@@ -56,6 +56,7 @@ class LayersPanel(QWidget):
                 ("duplicate", "Duplicate", "Duplicate the selected layer", self.duplicate),
                 ("delete", "Delete", "Delete the selected layer (Clear for the mask)", self.delete),
                 ("merge", "Merge down", "Merge the selected layer into the one below", self.merge_down),
+                ("fit", "Fit", "Scale the selected layer to fit the frame", self.fit_to_frame),
                 ("up", "▲", "Move the layer up", lambda: self.shift(1)),
                 ("down", "▼", "Move the layer down", lambda: self.shift(-1))):
             b = QToolButton(text=label)
@@ -140,6 +141,7 @@ class LayersPanel(QWidget):
         self.lock.blockSignals(False)
         index = self.vm.doc.index_of(layer.id) if is_image else -1
         self.buttons["duplicate"].setEnabled(is_image)
+        self.buttons["fit"].setEnabled(is_image and not layer.locked)
         self.buttons["delete"].setText("Delete" if is_image else "Clear")
         self.buttons["merge"].setEnabled(is_image and index > 0)
         self.buttons["up"].setEnabled(is_image and index < len(self.vm.doc.layers) - 1)
@@ -223,6 +225,10 @@ class LayersPanel(QWidget):
             command = cmd.merge_down_command(self.vm.doc, self.vm.selected_id)
             if command is not None:
                 self.vm.push(command)
+
+    def fit_to_frame(self) -> None:
+        if self.vm.selected.kind == "image" and not self.vm.selected.locked:
+            self.vm.push(cmd.fit_to_frame_command(self.vm.doc, self.vm.selected_id))
 
     def shift(self, step: int) -> None:
         layer = self.vm.selected
