@@ -19,7 +19,7 @@ from aigc_desktop import __version__
 from aigc_desktop.core import jobs
 from aigc_desktop.core.catalog import DIFFUSION_KINDS
 from aigc_desktop.core.document import Layer
-from aigc_desktop.core.document.composite import composite
+from aigc_desktop.core.document.image_files import IMAGE_SUFFIXES, read_image, rendered, write_png
 from aigc_desktop.core.errors import UserError
 from aigc_desktop.core.runner import EngineOptions
 from aigc_desktop.core.settings import Settings
@@ -44,8 +44,6 @@ from aigc_desktop.ui.worker import Worker
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-IMAGE_LIMIT = 512 * 1024 * 1024  # bytes read for one imported image
 
 
 def _fmt_seconds(s: float | None) -> str:
@@ -608,23 +606,7 @@ class MainWindow(QMainWindow):
         self.progress.setValue(0)
         self.status.showMessage("Cancelled", 5000)
 
-    # -- in and out
-    def read_image_file(self, path: str):
-        """An image file as RGBA pixels; one clear line for a bad file."""
-        import io
-
-        from PIL import Image, UnidentifiedImageError
-
-        from aigc_desktop.core.safe_io import read_bytes
-
-        data = read_bytes(path, IMAGE_LIMIT, "image")
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                im.load()
-                return im.convert("RGBA")
-        except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
-            raise UserError(f"Cannot read {Path(path).name} as an image: {exc}") from None
-
+    # -- in and out (pixels and files: core/document/image_files.py)
     def add_image_layer(self, image, name: str = "Image", at: QPointF | None = None,
                         record: dict | None = None) -> str:
         """A new layer (one undo step) at the frame, or centred where it was dropped."""
@@ -641,7 +623,7 @@ class MainWindow(QMainWindow):
         from aigc_desktop.core.metadata import read_image_metadata
 
         try:
-            image = self.read_image_file(path)
+            image = read_image(path)
         except UserError as exc:
             self.show_message(str(exc), error=True)
             return None
@@ -694,34 +676,11 @@ class MainWindow(QMainWindow):
 
     def export_image(self, what: str):
         """(PIL image, record or None) for 'canvas' (all visible layers), 'frame' or 'layer' (selected)."""
-        doc = self.document.doc
-        if what == "layer":
-            layer = self.document.selected
-            if layer.kind != "image":
-                raise UserError("Select an image layer to export it")
-            return layer.image, layer.record
-        rect = doc.frame.rect if what == "frame" else doc.bounds()
-        image = composite(doc, rect)
-        record = None
-        if what == "frame":  # one generated layer filling the frame keeps its record
-            covering = [la for la in doc.layers if la.visible and la.record and la.rect == rect]
-            record = covering[-1].record if covering else None
-        return image, record
+        return rendered(self.document.doc, what, self.document.selected)
 
     def export_png(self, what: str, path: str) -> str:
-        from aigc_desktop.core.outputs import save_image
-
         image, record = self.export_image(what)
-        if record:
-            return str(save_image(image, path, record))
-        import io
-
-        from aigc_desktop.core.files import atomic_write
-
-        buf = io.BytesIO()
-        image.save(buf, format="PNG")
-        atomic_write(path, buf.getvalue())
-        return path
+        return str(write_png(image, path, record))
 
     def export_dialog(self, what: str) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export PNG", f"{what}.png", "PNG images (*.png)")

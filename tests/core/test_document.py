@@ -220,3 +220,30 @@ def test_composite_respects_order_visibility_opacity():
     assert out2.getpixel((7, 7)) == (0, 0, 0, 0)
     tm = transparency_mask(out2)
     assert tm.getpixel((7, 7)) == 255 and tm.getpixel((0, 0)) == 0
+
+
+def test_image_files_read_render_write(tmp_path):
+    from aigc_desktop.core.document.image_files import read_image, rendered, write_png
+    from aigc_desktop.core.errors import UserError
+
+    path = tmp_path / "in.png"
+    Image.new("RGB", (10, 6), (1, 2, 3)).save(path)
+    image = read_image(path)
+    assert image.mode == "RGBA" and image.size == (10, 6) and image.getpixel((0, 0)) == (1, 2, 3, 255)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG broken")
+    with pytest.raises(UserError, match="Cannot read bad.png"):
+        read_image(bad)
+    doc = Document.new(16, 16)
+    layer = Layer(image, x=20, y=0)
+    doc.add_layer(layer)
+    whole, record = rendered(doc, "canvas")
+    assert whole.size == (30, 16) and record is None and whole.getpixel((25, 3)) == (1, 2, 3, 255)
+    frame, _ = rendered(doc, "frame")
+    assert frame.size == (16, 16) and frame.getpixel((0, 0)) == (0, 0, 0, 0)
+    with pytest.raises(UserError):
+        rendered(doc, "layer", doc.mask)
+    pixels, record = rendered(doc, "layer", layer)
+    out = write_png(pixels, tmp_path / "out.png", record)
+    with Image.open(out) as im:
+        assert im.size == (10, 6)

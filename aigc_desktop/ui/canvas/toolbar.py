@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QColor, QIcon, QKeySequence
-from PySide6.QtWidgets import QColorDialog, QDoubleSpinBox, QLabel, QSpinBox, QToolBar, QToolButton
+from PySide6.QtWidgets import QColorDialog, QLabel, QSpinBox, QToolBar, QToolButton
 
 from aigc_desktop.ui.canvas.view import CanvasView
 from aigc_desktop.ui.icons import icon

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal, Slot
-from PySide6.QtGui import QBrush, QColor, QCursor, QKeySequence, QPainter, QPen, QPixmap
+from PySide6.QtGui import QBrush, QColor, QPainter, QPen
 from PySide6.QtWidgets import (QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QHBoxLayout, QLabel,
                                QToolButton)
 
@@ -585,4 +585,4 @@ class _Offset:
         return self.part[ys.start - self.ly:ys.stop - self.ly, xs.start - self.lx:xs.stop - self.lx]
 
 
-__all__ = ["CanvasView", "StagingBar", "TOOLS", "QKeySequence", "QCursor"]
+__all__ = ["CanvasView", "StagingBar", "TOOLS"]
