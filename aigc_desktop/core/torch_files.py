@@ -27,11 +27,6 @@ class TorchFileError(ModelLoadError):
     """A PyTorch file whose archive or pickle is damaged, too large, or built to exhaust memory."""
 
 
-def is_zip(path: str | os.PathLike) -> bool:
-    """True for a zip archive (after checking it is a regular file: zipfile would block on a FIFO)."""
-    return zipfile.is_zipfile(regular_file(path, "model file"))
-
-
 def check_archive(path: str | os.PathLike) -> str | None:
     """Check a torch.save zip archive's members against the file's size and the limits above.
 
