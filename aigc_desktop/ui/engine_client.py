@@ -10,7 +10,9 @@
 - cancel goes over at once; a step that has not ended `KILL_AFTER_S` after cancel (or quit) gets the
   engine process killed and started again, and the user is told in one line;
 - an engine that dies (segfault, out-of-memory kill, os._exit) fails the running job with "The engine
-  stopped: …", leaves queued jobs queued, and is started again; the window and its document never notice.
+  stopped: …", leaves queued jobs queued, and is started again; the window and its document never notice;
+- jobs go to an engine only once it said it is up; one that dies before that (a broken install) is retried
+  after 0.5 s, then 1 s, then the waiting jobs fail with "The engine cannot start: …" (no restart loop).
 
 `stop()` returns within 3 s in every case. With engine instances in `engines` (UI tests with the fake
 engine) the client runs them in a worker thread as before (transport "thread").
