@@ -167,7 +167,7 @@ MAX_PROMPT_CHARS = 100_000  # A1111 has no limit; this only stops pasted megabyt
 def shown(value: Any, limit: int = 24) -> str:
     """A value as an error message echoes it: a 5000-digit seed or a pasted essay is cut, not repeated."""
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10 ** (limit - 2):
-        # str() of an int over 4300 digits raises in Python 3.11; its bit length says enough.
+        # str() of an int of over 4300 digits raises in Python 3.11, so the longest are only described.
         return f"a {len(str(abs(value)))}-digit number" if abs(value) < 10 ** 4000 else "a number of over 4000 digits"
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
