@@ -253,7 +253,8 @@ def _build(path: Path, what: str, make: Callable[[], torch.nn.Module], state: di
     for key, param in expected.items():
         if tuple(state[key].shape) != tuple(param.shape):
             raise ModelLoadError(f"{path.name}: the {what} weight {key} has shape {tuple(state[key].shape)} where "
-                                 f"the architecture read from the file needs {tuple(param.shape)}")
+                                 f"the architecture read from the file needs {tuple(param.shape)}; the file is damaged "
+                                 "or mixes parts of different models (choose the family by hand if it is wrong)")
     extra = [k for k in state if k not in expected]
     if extra:
         log.warning("%s: %d %s tensors not used (e.g. %s)", path.name, len(extra), what, extra[0])
