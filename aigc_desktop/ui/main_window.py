@@ -146,6 +146,9 @@ class MainWindow(QMainWindow):
         self.prompt_panel.changed.connect(self._on_prompt_changed)
         self.prompt_panel.message_shown.connect(self._on_panel_message)
         self.generation.params_changed.connect(self._on_generation_params)
+        self.generation.params_restored.connect(self.prompt_panel.set_params)
+        self.generation.message.connect(self.show_message)
+        self.document.changed.connect(self._on_document_event)
         self.prompt_panel.parameters_loaded.connect(self._on_parameters_loaded)
         self.history_panel.use_as_init_requested.connect(self._use_as_init)
         self.stylegan_panel.generate_requested.connect(self.generate)
@@ -466,8 +469,18 @@ class MainWindow(QMainWindow):
             if {panel.width_box.value(), panel.height_box.value()} == {self._native_shown}:
                 panel.set_default_size(native)
             self._native_shown = native
-        self.document.doc.model = None if info is None else {"name": info.name, "path": info.path,
-                                                             "kind": info.kind, "family": info.family}
+        self.document.doc.set_model(None if info is None else {"name": info.name, "path": info.path,
+                                                               "kind": info.kind, "family": info.family})
+
+    @Slot(object)
+    def _on_document_event(self, event) -> None:
+        from aigc_desktop.core.document import events as ev
+
+        if isinstance(event, ev.DocumentReset):
+            model = self.document.doc.model
+            if model and model.get("path"):
+                self.models.prefer(model["path"])  # the model the document was made with, once discovered
+            self.canvas.fit()
 
     def _update_stylegan_tab(self) -> None:
         selected = self.models.selected

@@ -253,3 +253,25 @@ def test_dock_layout_is_remembered(qtbot, models_dir):  # noqa: F811
         assert again.dockWidgetArea(again.layers_dock) == Qt.DockWidgetArea.LeftDockWidgetArea
     finally:
         again.close()
+
+
+def test_opening_a_document_restores_its_prompt_and_frame(qtbot, fake_window):
+    from aigc_desktop.core.document import Document
+
+    w = fake_window
+    w.prompt_panel.prompt.setPlainText("kept in the document")
+    assert w.document.doc.prompt_state["prompt"] == "kept in the document"
+    other = Document.new(128, 128)
+    other.set_prompt_state({"prompt": "from the file", "steps": 7, "seed": 42, "width": 128, "height": 128})
+    other.add_layer(Layer(Image.new("RGBA", (8, 8), (1, 2, 3, 255)), name="saved"))
+    w.document.push(__import__("aigc_desktop.ui.canvas.commands", fromlist=["x"]).SetFrameCommand(
+        w.document.doc, Frame(8, 8, 64, 64)))
+    w.document.doc.load_from(other)  # what opening a project does
+    p = w.prompt_panel.params()
+    assert (p.prompt, p.steps, p.seed, p.width, p.height) == ("from the file", 7, 42, 128, 128)
+    assert [la.name for la in w.document.doc.layers] == ["saved"] and "saved" in w.layers_panel.list.item(1).text()
+    assert w.document.undo_stack.count() == 0  # a fresh document has no history of edits
+    bad = Document.new(64, 64)
+    bad.set_prompt_state({"steps": "many"})
+    w.document.doc.load_from(bad)
+    assert w.message_bar.error and "steps" in w.message_bar.text()

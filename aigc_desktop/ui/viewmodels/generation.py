@@ -56,7 +56,9 @@ def fill_transparent(image: Image.Image) -> Image.Image:
 
 
 class GenerationViewModel(QObject):
-    params_changed = Signal(object)  # GenerationParams (the prompt panel shows them)
+    params_changed = Signal(object)  # GenerationParams: the size changed with the frame
+    params_restored = Signal(object)  # GenerationParams from an opened document: the panel shows them all
+    message = Signal(str, bool)
 
     def __init__(self, document: DocumentViewModel, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -75,7 +77,7 @@ class GenerationViewModel(QObject):
         if (params.width, params.height) != (old.width, old.height) and \
                 (params.width, params.height) != (f.width, f.height):
             self.document.doc.set_frame(Frame.snapped(f.x, f.y, params.width, params.height))
-        self.document.doc.prompt_state = self.prompt_state()
+        self.document.doc.set_prompt_state(self.prompt_state())
 
     def prompt_state(self) -> dict[str, Any]:
         d = self.params.to_dict()
@@ -85,11 +87,30 @@ class GenerationViewModel(QObject):
         return d
 
     def _on_document(self, event) -> None:
-        if isinstance(event, ev.FrameChanged):
+        if isinstance(event, ev.DocumentReset):
+            self._restore()
+        elif isinstance(event, ev.FrameChanged):
             f = event.frame
             if (f.width, f.height) != (self.params.width, self.params.height):
                 self.params = replace(self.params, width=f.width, height=f.height)
                 self.params_changed.emit(self.params)
+
+    def _restore(self) -> None:
+        """An opened document brings its prompt state back (checked field by field like any file)."""
+        from aigc_desktop.core.errors import InvalidParameter
+        from aigc_desktop.core.params import params_from_record
+
+        doc = self.document.doc
+        f = doc.frame
+        state = {k: v for k, v in (doc.prompt_state or {}).items() if k not in ("init_image", "mask")}
+        try:
+            p = params_from_record(state, base=GenerationParams(), source="the project's prompt") if state \
+                else self.params
+        except InvalidParameter as exc:
+            self.message.emit(str(exc), True)
+            p = self.params
+        self.params = replace(p, width=f.width, height=f.height)
+        self.params_restored.emit(self.params)
 
     # -- job specs
     def build_jobs(self, info, family: str | None = None, vae: str | None = None,
