@@ -10,6 +10,7 @@ first, so such a file is refused with the number it claimed. Torch-free, like th
 
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 from pathlib import Path
@@ -98,39 +99,47 @@ def check_legacy_storages(path: str | os.PathLike) -> None:
     """A pre-zip torch.save file declares each storage's element count in its pickle, and torch allocates
     that much before reading the data: refuse a file whose storages claim more bytes than it holds.
     A file that is not in the legacy format is left to its reader."""
-    import pickletools
-
     p = regular_file(path, "model file")
     size = os.stat(p).st_size
-    claimed = 0
     with open(p, "rb") as fh:
-        reader = BoundedReader(fh, size)
-        try:
-            first = [arg for _op, arg, _pos in pickletools.genops(reader)]
-            if _LEGACY_MAGIC not in first:
-                return
-            for _ in range(2):  # protocol version, system info
-                for _item in pickletools.genops(reader):
-                    pass
-            # Each storage is a persistent id ('storage', <type>, key, location, numel, view) pushed after a MARK.
-            frames: list[list] = []
-            for op, arg, _pos in pickletools.genops(reader):
-                if op.name == "MARK":
-                    frames.append([])
-                elif op.name in _VALUE_OPS and frames:
-                    frames[-1].append(arg)
-                elif op.name in ("BINPERSID", "PERSID") and frames:
-                    frame = frames.pop()
-                    ints = [a for a in frame if isinstance(a, int) and not isinstance(a, bool)]
-                    if len(frame) >= 2 and frame[0] == "storage" and isinstance(frame[1], str) and ints:
-                        kind = frame[1].rsplit(" ", 1)[-1].removesuffix("Storage")
-                        claimed += ints[0] * _ELEMENT_BYTES.get(kind, 1)
-                elif op.name in _MARK_CLOSERS and frames and not (frames[-1] and frames[-1][0] == "storage"):
-                    frames.pop()
-        except (ValueError, EOFError, OverflowError, UnicodeDecodeError) as exc:
-            raise TorchFileError(f"{p.name} is damaged or not a PyTorch checkpoint ({exc})") from None
+        _check_legacy(BoundedReader(fh, size), size, p.name)
+
+
+def check_legacy_bytes(data: bytes, name: str) -> None:
+    """check_legacy_storages for a torch.save file held in memory (a storage inside a network pickle)."""
+    _check_legacy(io.BytesIO(data), len(data), name)
+
+
+def _check_legacy(reader, size: int, name: str) -> None:
+    import pickletools
+
+    claimed = 0
+    try:
+        first = [arg for _op, arg, _pos in pickletools.genops(reader)]
+        if _LEGACY_MAGIC not in first:
+            return
+        for _ in range(2):  # protocol version, system info
+            for _item in pickletools.genops(reader):
+                pass
+        # Each storage is a persistent id ('storage', <type>, key, location, numel, view) pushed after a MARK.
+        frames: list[list] = []
+        for op, arg, _pos in pickletools.genops(reader):
+            if op.name == "MARK":
+                frames.append([])
+            elif op.name in _VALUE_OPS and frames:
+                frames[-1].append(arg)
+            elif op.name in ("BINPERSID", "PERSID") and frames:
+                frame = frames.pop()
+                ints = [a for a in frame if isinstance(a, int) and not isinstance(a, bool)]
+                if len(frame) >= 2 and frame[0] == "storage" and isinstance(frame[1], str) and ints:
+                    kind = frame[1].rsplit(" ", 1)[-1].removesuffix("Storage")
+                    claimed += ints[0] * _ELEMENT_BYTES.get(kind, 1)
+            elif op.name in _MARK_CLOSERS and frames and not (frames[-1] and frames[-1][0] == "storage"):
+                frames.pop()
+    except (ValueError, EOFError, OverflowError, UnicodeDecodeError) as exc:
+        raise TorchFileError(f"{name} is damaged or not a PyTorch checkpoint ({exc})") from None
     if claimed > size:
-        raise TorchFileError(f"{p.name}: its tensors claim {human_bytes(claimed)} in a file of {human_bytes(size)} "
+        raise TorchFileError(f"{name}: its tensors claim {human_bytes(claimed)} in a file of {human_bytes(size)} "
                              "(damaged or forged); refused before reading")
 
 

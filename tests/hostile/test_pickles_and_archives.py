@@ -186,3 +186,15 @@ def test_lora_path_that_is_a_fifo_or_lies(tmp_path, capsys, tiny_sd_path):
     code, _, err = run_cli(capsys, "generate", "--model", tiny_sd_path, "--prompt", "x", "--lora", f"{fifo}:0.5",
                            "--out", tmp_path / "o.png")
     assert code == 2 and "not a regular file" in one_error_line(err)
+
+
+def test_network_pickle_storage_claiming_more_than_its_bytes(tmp_path):
+    """Plain-pickled tensors carry their storage as torch.save bytes (torch.storage._load_from_bytes); a forged
+    element count inside them is refused before torch allocates it."""
+    data = pickle.dumps({"w": torch.arange(1000, dtype=torch.float32)}, protocol=3)
+    assert safe_pickle.loads(data)["w"].sum() == 499500  # the real file loads
+    inner = data.index(b"M\xe8\x03")  # BININT2 1000 inside the storage's bytes: same length, 65535 elements
+    path = tmp_path / "forged.pkl"
+    path.write_bytes(data[:inner] + b"M\xff\xff" + data[inner + 3:])
+    message = _refusal(lambda: safe_pickle.load(path))
+    assert "forged.pkl" in message and "256.0 KiB" in message

@@ -25,7 +25,7 @@ import torch
 
 from aigc_desktop.core.errors import ModelLoadError
 from aigc_desktop.core.safe_io import regular_file
-from aigc_desktop.core.torch_files import BoundedReader
+from aigc_desktop.core.torch_files import BoundedReader, check_legacy_bytes
 
 
 class UnsafePickleError(ModelLoadError):
@@ -86,6 +86,7 @@ def _reconstruct_persistent_obj(meta: Any) -> PersistentStub:
 
 def _load_storage_bytes(data: bytes) -> Any:
     """A storage saved with torch.save into bytes, read back without arbitrary unpickling."""
+    check_legacy_bytes(bytes(data), "a tensor in the pickle")  # its declared size against its bytes first
     try:
         return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     except Exception as exc:  # noqa: BLE001 - any failure here is a corrupted/unsafe file
