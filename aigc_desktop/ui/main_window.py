@@ -456,6 +456,8 @@ class MainWindow(QMainWindow):
     def _on_model_selected(self, info) -> None:
         is_stylegan = info is not None and info.kind == "stylegan"
         self.stylegan.set_model(info if is_stylegan else None)
+        if not is_stylegan and self.queue.running_id() is None:
+            self.document.clear_preview()  # the StyleGAN live view leaves the frame
         self._update_stylegan_tab()
         if is_stylegan:
             self.stylegan_dock.raise_()

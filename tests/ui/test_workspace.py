@@ -275,3 +275,14 @@ def test_opening_a_document_restores_its_prompt_and_frame(qtbot, fake_window):
     bad.set_prompt_state({"steps": "many"})
     w.document.doc.load_from(bad)
     assert w.message_bar.error and "steps" in w.message_bar.text()
+
+
+def test_typing_in_the_prompt_is_not_taken_by_canvas_shortcuts(qtbot, fake_window):
+    w = fake_window
+    box = w.prompt_panel.prompt
+    box.setFocus()
+    qtbot.waitUntil(box.hasFocus, timeout=2000)
+    size, tool = w.canvas.brush.size, w.canvas.tool
+    qtbot.keyClicks(box, "a [bev] f")
+    assert box.toPlainText() == "a [bev] f"
+    assert w.canvas.brush.size == size and w.canvas.tool == tool
