@@ -331,3 +331,19 @@ def test_img2img_regenerates_with_its_init_image(tmp_path, tiny_sd_path, engine)
     assert (job.device, job.dtype, job.params.strength) == ("cpu", "fp32", 0.6)
     second = engine.run(job, lambda e: None, lambda: False)
     assert _same_pixels(path, second.images[0])
+
+
+def test_cli_image_regenerates_exactly_in_the_engine(tmp_path, tiny_sd_path, engine, capsys):
+    """The CLI and the app share the engine: image 2 of a CLI batch regenerates pixel for pixel from its PNG."""
+    from aigc_desktop.cli import main
+    from aigc_desktop.core.restore import regeneration
+
+    code = main(["generate", "--model", str(tiny_sd_path), "--prompt", "a fox", "--negative", "blur", "--seed", "7",
+                 "--steps", "2", "--width", "72", "--height", "64", "--batch", "2", "--out", str(tmp_path / "out") + "/",
+                 "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    (path,) = [p for p in (tmp_path / "out").glob("*.png") if read_record(p)["batch_index"] == 1]
+    again = regeneration(read_record(path))
+    assert (again.index, again.job.params.seed, again.job.params.batch_size) == (1, 7, 2)
+    second = engine.run(again.job, lambda e: None, lambda: False)
+    assert _same_pixels(path, second.images[1])
