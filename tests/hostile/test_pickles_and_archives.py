@@ -198,3 +198,15 @@ def test_network_pickle_storage_claiming_more_than_its_bytes(tmp_path):
     path.write_bytes(data[:inner] + b"M\xff\xff" + data[inner + 3:])
     message = _refusal(lambda: safe_pickle.load(path))
     assert "forged.pkl" in message and "256.0 KiB" in message
+
+
+def test_payload_in_a_diffusers_folders_bin_weights(tmp_path, tiny_sd_path):
+    import shutil
+
+    target = tmp_path / "pwned"
+    folder = shutil.copytree(tiny_sd_path, tmp_path / "m")
+    for weights in (folder / "unet").glob("*.safetensors"):
+        weights.unlink()
+    torch.save({"conv_in.weight": Payload(str(target))}, str(folder / "unet" / "diffusion_pytorch_model.bin"))
+    message = _refusal(lambda: _load(folder))
+    assert "diffusion_pytorch_model.bin was refused" in message and "system" in message and not target.exists()

@@ -122,5 +122,20 @@ def _check_weight_files(folder: Path) -> None:
             regular_file(f, f"{folder.name}/{component.name}/{f.name}")
             if suffix == ".safetensors":
                 read_header(f)
+            elif torch_files.check_archive(f) is not None:
+                _refuse_unsafe_globals(f)
             else:
-                torch_files.check_archive(f)
+                torch_files.check_legacy_storages(f)
+
+
+def _refuse_unsafe_globals(path: Path) -> None:
+    """A pickled weight file naming globals beyond tensors is refused by name here, before diffusers'
+    weights-only loader turns the refusal into "unable to load weights"."""
+    from aigc_desktop.engines.diffusion.single_file import _refused
+
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except Exception as exc:  # noqa: BLE001 - a damaged archive: one line
+        raise ModelLoadError(f"{path.name} is not a readable PyTorch file ({first_line(exc)})") from None
+    if names:
+        raise ModelLoadError(_refused(path, list(names)))
