@@ -173,6 +173,7 @@ class MainWindow(QMainWindow):
         self._update_title()
 
         self._restore_layout()
+        self.prompt_panel.prompt.setFocus()  # a new user types a prompt first
         for warning in self.settings.warnings:
             self.show_message(warning)
         if self.settings.get("last_model"):

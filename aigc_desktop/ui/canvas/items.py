@@ -128,6 +128,7 @@ class FrameItem(QGraphicsItem):
         self.live = Frame()
         self.interactive = True
         self.body_drag = False  # the Frame tool: drag anywhere inside to move it
+        self.hint = ""  # shown inside the frame while the canvas is empty
 
     def set_frame(self, frame: Frame) -> None:
         self.prepareGeometryChange()
@@ -170,12 +171,21 @@ class FrameItem(QGraphicsItem):
         painter.setBrush(QBrush(QColor(90, 170, 255)))
         for cx, cy in self._corners(f):
             painter.drawRect(QRectF(cx - hs / 2, cy - hs / 2, hs, hs))
-        # The size, on a tab above the top-left corner.
+        # The size above the top-left corner, and a hint inside an empty frame, in screen pixels.
+        painter.save()
+        painter.translate(f.x, f.y)
+        painter.scale(1 / scale, 1 / scale)
         font = painter.font()
-        font.setPixelSize(max(1, int(12 / scale)))
+        font.setPixelSize(12)
         painter.setFont(font)
         painter.setPen(QColor(230, 240, 255))
-        painter.drawText(QPointF(f.x + 2 / scale, f.y - 4 / scale), f"{f.width}×{f.height}")
+        painter.drawText(QPointF(2, -5), f"{f.width}×{f.height}")
+        if self.hint:
+            painter.setPen(QColor(150, 160, 180))
+            box = QRectF(8, 8, f.width * scale - 16, f.height * scale - 16)
+            if box.width() > 120 and box.height() > 40:
+                painter.drawText(box, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.hint)
+        painter.restore()
 
     @staticmethod
     def _corners(f: Frame):

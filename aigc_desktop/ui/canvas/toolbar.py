@@ -48,6 +48,7 @@ class CanvasToolBar(QToolBar):
         self.opacity.setToolTip("Brush opacity (one stroke never builds up past it)")
         for label, box in (("Size", self.size), ("Hard", self.hardness), ("Opacity", self.opacity)):
             self.addWidget(QLabel(f" {label} "))
+            box.setMaximumWidth(76)
             self.addWidget(box)
         self.color = QToolButton()
         self.color.setToolTip("Brush colour for image layers (the mask always paints white = repaint)")

@@ -27,6 +27,8 @@ WORLD = 1_000_000  # the scene is effectively unbounded
 MAX_STROKE_AREA = 8192 * 8192  # a stroke's working copy never grows past this
 STROKE_ROOM = 512  # room around a stroke that starts off its layer
 TOOLS = ("brush", "eraser", "move", "frame")
+EMPTY_HINT = ("Generate (Ctrl+Enter) fills this frame.\nDrop or paste an image to work on it; paint a mask to "
+              "inpaint. Drag the frame's edges to resize it.")
 Z_MASK, Z_STAGED, Z_PREVIEW = 1_000_000, 1_000_001, 1_000_002
 
 
@@ -140,6 +142,7 @@ class CanvasView(QGraphicsView):
         self._refresh_whole(self.doc.mask.id)
         self._apply_props(self.doc.mask.id)
         self.frame_item.set_frame(self.doc.frame)
+        self._restack()
 
     def _add_item(self, layer_id: str, index: int) -> None:
         item = PixelItem(layer_id)
@@ -156,6 +159,8 @@ class CanvasView(QGraphicsView):
         for i, layer in enumerate(self.doc.layers):
             if layer.id in self.items:
                 self.items[layer.id].setZValue(i)
+        self.frame_item.hint = "" if self.doc.layers else EMPTY_HINT
+        self.frame_item.update()
 
     def _refresh_whole(self, layer_id: str) -> None:
         layer = self.doc.get_layer(layer_id)
