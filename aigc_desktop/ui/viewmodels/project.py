@@ -24,7 +24,8 @@ from aigc_desktop.core.project import SUFFIX, Project, open_project
 from aigc_desktop.core.project.recovery import Autosaver, Recoverable, RecoverySession, find_recoverable
 
 MAX_RECENT = 10
-_OUTSIDE_UNDO = (ev.HistoryAdded, ev.HistoryRemoved, ev.ModelChanged, ev.TimelineChanged)
+# Unsaved work that is not an undo step. Not the chosen model: the window picks one by itself on opening.
+_OUTSIDE_UNDO = (ev.HistoryAdded, ev.HistoryRemoved, ev.TimelineChanged)
 
 
 class ProjectViewModel(QObject):
