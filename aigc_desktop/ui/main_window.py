@@ -109,7 +109,7 @@ class MainWindow(QMainWindow):
         self.stylegan_panel = StyleGANPanel(self.stylegan)
         self.stylegan_dock = self._dock("StyleGAN", self.stylegan_panel, Qt.DockWidgetArea.LeftDockWidgetArea,
                                         scroll=True)
-        self.train_panel = TrainPanel(self.queue, start_worker=self.start_worker)
+        self.train_panel = TrainPanel(self.queue, submit=self.queue_job)
         self.train_dock = self._dock("Train", self.train_panel, Qt.DockWidgetArea.RightDockWidgetArea, scroll=True)
         self.tabifyDockWidget(self.gallery_dock, self.queue_dock)
         self.tabifyDockWidget(self.queue_dock, self.train_dock)
@@ -370,30 +370,36 @@ class MainWindow(QMainWindow):
             spec = replace(spec, target={"frame": list(self.document.doc.frame.rect), "layer_id": None})
         return spec
 
+    def queue_job(self, spec: jobs.JobSpec) -> str:
+        """The one way every panel (prompt, StyleGAN, training) queues a job: a job that makes images gets
+        the frame as its target, the worker starts. Raises UserError / InvalidParameter for a bad spec."""
+        if spec.target is None and isinstance(spec, (jobs.DiffusionJob, jobs.StyleGANJob, jobs.FakeJob)):
+            spec = self._targeted(spec)  # its images go to the frame
+        job_id = self.queue.submit(spec)
+        self.start_worker()
+        return job_id
+
     @Slot()
     def generate(self) -> str | None:
         """Queue what the prompt (or StyleGAN) panel describes; returns the first job's id."""
         try:
             specs = self.build_jobs()
-            ids = [self.queue.submit(spec) for spec in specs]
+            ids = [self.queue_job(spec) for spec in specs]
         except (UserError, ValueError) as exc:
             self.show_message(str(exc), error=True)
             return None
         self.message_bar.clear()
         self.prompt_panel.last_seed = self.generation.last_seed
-        self.start_worker()
         return ids[0] if ids else None
 
     @Slot(object)
     def submit_job(self, spec: jobs.JobSpec) -> str | None:
         """Queue a ready spec (StyleGAN seed grids, walks, training): the one way every panel submits."""
         try:
-            job_id = self.queue.submit(self._targeted(spec) if getattr(spec, "image_count", 1) else spec)
+            return self.queue_job(spec)
         except (UserError, ValueError) as exc:
             self.show_message(str(exc), error=True)
             return None
-        self.start_worker()
-        return job_id
 
     @Slot(str)
     def convert_stylegan(self, path: str) -> str | None:
@@ -586,6 +592,8 @@ class MainWindow(QMainWindow):
             self.stylegan.set_family(family)
         if isinstance(spec, jobs.StyleGANJob) and len(results) > 1:
             results.insert(0, self._grid_result(results, job_id))
+        if spec is not None and spec.target is None:
+            results = []  # not for the canvas (a training run's samples are in the Train panel)
         if results:
             self.document.stage(results)
             model = getattr(spec, "model", None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QPointF, QRectF, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
@@ -111,11 +111,14 @@ class _EventBridge(QObject):
 class TrainPanel(QWidget):
     """Form (model kind, data, output, steps, size, batch, resume), Start/Stop, loss plot, latest samples."""
 
-    def __init__(self, queue: QueueViewModel, start_worker: Callable[[], None] | None = None, parent=None) -> None:
+    def __init__(self, queue: QueueViewModel, start_worker: Callable[[], None] | None = None,
+                 submit: Callable[[Any], str] | None = None, parent=None) -> None:
+        """`submit`: the window's one way to queue a job (it starts the worker); without it, the queue."""
         super().__init__(parent)
         self.setObjectName("TrainPanel")
         self.queue = queue
         self.start_worker = start_worker
+        self.submit = submit
         self.job_id: str | None = None
         self.last_sample = None
 
@@ -271,7 +274,7 @@ class TrainPanel(QWidget):
             spec = self.spec()
             if has_checkpoint(spec.out) and not spec.resume:
                 raise UserError(f"{spec.out} already holds a run: tick 'Continue' or choose another folder")
-            job_id = self.queue.submit(spec)
+            job_id = self.submit(spec) if self.submit else self.queue.submit(spec)
         except (UserError, ValueError) as exc:
             self.show_message(str(exc), error=True)
             return None
@@ -282,7 +285,7 @@ class TrainPanel(QWidget):
         self.start_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         self.show_message("Queued…")
-        if self.start_worker:
+        if self.start_worker and not self.submit:
             self.start_worker()
         return job_id
 
