@@ -106,3 +106,20 @@ def test_autosave_disabled_with_zero_interval(tmp_path):
     saver = Autosaver(RecoverySession(), Project(make_document()), interval_s=0, clock=lambda: 1e9)
     saver.project.document.set_prompt_state({"x": 1})
     assert saver.pending and not saver.tick()
+
+
+def test_a_damaged_snapshot_still_gives_back_the_generations(tmp_path):
+    root = tmp_path / "recovery"
+    session = RecoverySession(root)
+    project = Project(make_document(seed=14))
+    saver = Autosaver(session, project, interval_s=1, clock=lambda: 100.0)
+    saver._last = 0.0
+    project.document.set_prompt_state({"x": 1})
+    assert saver.tick()
+    project.document.add_history(HistoryItem({"seed": 77}, Image.new("RGB", (8, 8), (7, 7, 7)), id="late"))
+    (session.folder / "autosave.aigc").write_bytes(b"garbage")
+    session._lock.close()
+    offer = find_recoverable(root)[0]
+    restored = offer.restore().document
+    assert [h.id for h in restored.history] == ["late"]
+    assert offer.problem and "could not be read" in offer.problem and "\n" not in offer.problem

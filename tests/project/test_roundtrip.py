@@ -150,3 +150,16 @@ def test_unchanged_members_are_copied_byte_for_byte(tmp_path, monkeypatch, kerne
             assert a.read(name) == b.read(name)  # zipfile checks each CRC on the way
             assert a.getinfo(name).CRC == b.getinfo(name).CRC
     assert open_project(tmp_path / "b.aigc").document.prompt_state == {"prompt": "only this changed"}
+
+
+def test_saving_sweeps_temporaries_left_by_killed_saves(tmp_path):
+    import os
+    import time
+
+    path = save_document(make_document(seed=9), tmp_path / "p.aigc")
+    old, young = tmp_path / ".p.aigc.abc123.tmp", tmp_path / ".p.aigc.def456.tmp"
+    old.write_bytes(b"half a save")
+    young.write_bytes(b"a save in progress elsewhere")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    open_project(path).save()
+    assert not old.exists() and young.exists()

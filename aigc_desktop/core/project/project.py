@@ -17,6 +17,7 @@ rename atomic (a zip cannot be changed in place without a moment when it is brok
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 import math
@@ -229,6 +230,7 @@ class Project:
         except OSError as exc:
             reason = exc.strerror or str(exc) or type(exc).__name__
             raise ProjectError(f"Could not save {target.name}: {reason}") from None
+        _sweep_stale_temporaries(target)
         if not adopt:
             return target
         # The file is complete on disk: only now does the project (and its lazy elements) point at it.
@@ -273,6 +275,21 @@ class Project:
                     obj.image
                 except ProjectError:
                     pass  # already unreadable: nothing more is lost by replacing the file
+
+
+STALE_TEMPORARY_S = 3600
+
+
+def _sweep_stale_temporaries(target: Path) -> None:
+    """Remove what saves killed mid-way left beside the file (atomic_open's `.NAME.*.tmp`), once they are
+    an hour old: a younger one may belong to a save running right now in another process."""
+    now = time.time()
+    for tmp in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > STALE_TEMPORARY_S:
+                tmp.unlink()
+        except OSError:
+            pass
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -246,6 +246,7 @@ class Recoverable:
     source: str | None
     has_snapshot: bool
     generations: int  # journaled generations not yet in the snapshot
+    problem: str | None = None  # set by restore() when only part could be restored
 
     @property
     def when(self) -> float:
@@ -262,11 +263,13 @@ class Recoverable:
         """The recovered project: the last snapshot plus every journaled generation, all in memory. It is
         attached to the file it was editing (if any) so Save writes there; the user's file is untouched."""
         snapshot = self.folder / SNAPSHOT
+        doc = Document.new()
+        self.problem = None
         if snapshot.exists():
-            project = open_project(snapshot, lazy=False)
-            doc = project.document
-        else:
-            doc = Document.new()
+            try:
+                doc = open_project(snapshot, lazy=False).document
+            except ProjectError as exc:  # the journaled generations are still worth having
+                self.problem = f"The autosaved canvas could not be read ({exc}); the generations were restored"
         have = {h.id for h in doc.history}
         for entry, png in _journal_entries(self.folder):
             item = _read_entry(entry, png)

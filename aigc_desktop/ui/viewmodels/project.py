@@ -183,7 +183,10 @@ class ProjectViewModel(QObject):
         self._changed_outside_undo = True  # restored work is unsaved until the user saves it
         self.changed.emit()
         self.opened.emit()
-        self.message.emit(f"Restored: {recoverable.describe()}", False)
+        if recoverable.problem:
+            self.message.emit(recoverable.problem, True)
+        else:
+            self.message.emit(f"Restored: {recoverable.describe()}", False)
         return True
 
     def discard(self, recoverable: Recoverable) -> None:
