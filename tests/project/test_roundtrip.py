@@ -163,3 +163,15 @@ def test_saving_sweeps_temporaries_left_by_killed_saves(tmp_path):
     os.utime(old, (time.time() - 7200, time.time() - 7200))
     open_project(path).save()
     assert not old.exists() and young.exists()
+
+
+def test_saving_over_a_file_someone_broke_keeps_what_is_in_memory(tmp_path):
+    path = save_document(make_document(seed=10), tmp_path / "p.aigc")
+    project = open_project(path, lazy=False)  # everything in memory
+    path.write_bytes(b"overwritten by another program")
+    project.save()
+    assert_same_document(project.document, open_project(path).document)
+    lazy = open_project(path, lazy=True)
+    path.write_bytes(b"overwritten again")
+    with pytest.raises(ProjectError, match="changed on disk since it was opened"):  # pixels nowhere else
+        lazy.save()

@@ -61,7 +61,12 @@ class _Backing:
     _thumb_image: Image.Image | None = field(default=None, repr=False)
 
     def load(self) -> Image.Image:
-        with ProjectZip(self.path) as z:
+        try:
+            z = ProjectZip(self.path)
+        except ProjectError as exc:
+            raise ProjectError(f"{self.path.name} changed on disk since it was opened: {self.what} cannot be read "
+                               f"from it ({exc})") from None
+        with z:
             member = z.member(self.name, self.what) if z.has(self.name) else None
             if member is None or (member.crc, member.size) != (self.crc, self.size):
                 raise ProjectError(f"{z.label} changed on disk since it was opened: {self.what} is not the same; "
@@ -217,16 +222,19 @@ class Project:
         source = self.path if self.path is not None and self._saved and self.path.exists() else None
         new_saved: dict[str, _Saved] = {}
         try:
-            with atomic_open(target) as handle, zipfile.ZipFile(handle, "w", allowZip64=True) as out:
-                _write(out, mf.MIMETYPE, mf.MIMETYPE_TEXT, zipfile.ZIP_STORED)
-                _write(out, mf.MANIFEST, manifest_bytes, zipfile.ZIP_DEFLATED)
-                src = ProjectZip(source) if source is not None else None
-                try:
-                    for name, thumb_name, obj, revision, what in elements:
-                        new_saved[name] = self._save_element(out, src, name, thumb_name, obj, revision, what, target)
-                finally:
-                    if src is not None:
-                        src.close()
+            with atomic_open(target) as handle:
+                with zipfile.ZipFile(handle, "w", allowZip64=True) as out:
+                    _write(out, mf.MIMETYPE, mf.MIMETYPE_TEXT, zipfile.ZIP_STORED)
+                    _write(out, mf.MANIFEST, manifest_bytes, zipfile.ZIP_DEFLATED)
+                    src = _open_source(source)
+                    try:
+                        for name, thumb_name, obj, revision, what in elements:
+                            new_saved[name] = self._save_element(out, src, name, thumb_name, obj, revision, what,
+                                                                 target)
+                    finally:
+                        if src is not None:
+                            src.close()
+                handle.truncate()  # a copy cut short and written again leaves nothing past the end record
         except OSError as exc:
             reason = exc.strerror or str(exc) or type(exc).__name__
             raise ProjectError(f"Could not save {target.name}: {reason}") from None
@@ -275,6 +283,17 @@ class Project:
                     obj.image
                 except ProjectError:
                     pass  # already unreadable: nothing more is lost by replacing the file
+
+
+def _open_source(path: Path | None) -> ProjectZip | None:
+    """The previous file to copy unchanged members from; None when it is gone or no longer readable (then
+    what is in memory is encoded again, and lazy elements say clearly that their pixels cannot be read)."""
+    if path is None:
+        return None
+    try:
+        return ProjectZip(path)
+    except ProjectError:
+        return None
 
 
 STALE_TEMPORARY_S = 3600
