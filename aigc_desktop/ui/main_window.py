@@ -489,7 +489,6 @@ class MainWindow(QMainWindow):
             model = self.document.doc.model
             if model and model.get("path"):
                 self.models.prefer(model["path"])  # the model the document was made with, once discovered
-            self.canvas.fit()
 
     def _update_stylegan_tab(self) -> None:
         selected = self.models.selected

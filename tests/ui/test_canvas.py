@@ -348,3 +348,18 @@ def test_stroke_off_the_mask_grows_it(canvas, vm):
     assert vm.undo_stack.count() == 1
     vm.undo_stack.undo()
     assert m.image.getbbox() is None
+
+
+def test_the_view_is_kept_in_the_document_and_restored(canvas, vm):
+    from aigc_desktop.core.document import View
+
+    canvas.zoom_by(2.0)
+    saved = vm.doc.view
+    assert saved.zoom == pytest.approx(2.0)
+    other = Document.new(256, 256)
+    other.add_layer(Layer(noise(16, 16)))
+    other.set_view(View(4.0, 10.0, 20.0))
+    vm.doc.load_from(other)  # opening a project
+    assert canvas.zoom_factor() == pytest.approx(4.0)
+    centre = canvas.mapToScene(canvas.viewport().rect().center())
+    assert abs(centre.x() - 10) <= 1 and abs(centre.y() - 20) <= 1  # within a screen pixel or so

@@ -15,7 +15,7 @@ from PySide6.QtGui import QBrush, QColor, QPainter, QPen
 from PySide6.QtWidgets import (QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QHBoxLayout, QLabel,
                                QToolButton)
 
-from aigc_desktop.core.document import Frame, events as ev
+from aigc_desktop.core.document import Frame, View, events as ev
 from aigc_desktop.core.document.document import _union
 from aigc_desktop.ui.canvas.brush import BrushSettings, Stroke
 from aigc_desktop.ui.canvas.commands import MoveLayerCommand, PaintCommand, SetFrameCommand
@@ -201,7 +201,10 @@ class CanvasView(QGraphicsView):
             self.frame_item.set_frame(event.frame)
         elif isinstance(event, ev.DocumentReset):
             self.rebuild()
-            self.fit()
+            if self.doc.layers and self.doc.view != View(1.0, self.doc.frame.width / 2, self.doc.frame.height / 2):
+                self.apply_view(self.doc.view)  # where the artist left it
+            else:
+                self.fit()
 
     # ------------------------------------------------------------------------------- previews, staging
     @Slot(object, object)
@@ -303,13 +306,18 @@ class CanvasView(QGraphicsView):
     def _after_view_change(self) -> None:
         self._place_staging()
         self.zoom_changed.emit(self.zoom_factor())
-        from aigc_desktop.core.document import View
-
         c = self.mapToScene(self.viewport().rect().center())
         try:
-            self.doc.view = View(self.zoom_factor(), c.x(), c.y())  # view state is not an undoable edit
+            self.doc.set_view(View(round(self.zoom_factor(), 6), round(c.x(), 2), round(c.y(), 2)))  # not an undo step
         except ValueError:
             pass
+
+    def apply_view(self, view) -> None:
+        """Show the document's saved view (zoom and centre)."""
+        self.resetTransform()
+        self.scale(view.zoom, view.zoom)
+        self.centerOn(view.center_x, view.center_y)
+        self._after_view_change()
 
     def scrollContentsBy(self, dx: int, dy: int) -> None:  # noqa: N802
         super().scrollContentsBy(dx, dy)
