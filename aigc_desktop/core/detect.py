@@ -181,11 +181,11 @@ def _identify_checkpoint(keys: set[str], shapes: dict[str, tuple[int, ...]]) -> 
 def identify_folder(path: Path) -> Identification:
     if (path / "model_index.json").exists() or (path / "model_index.json").is_symlink():
         # Every config is checked (types, ranges, depth, size) before any of its values is used.
-        data = diffusers_config.check_folder(path)
+        data, configs = diffusers_config.check_folder(path)
         cls = str(data.get("_class_name", ""))
-        unet = diffusers_config.read_component_config(path, "unet/config.json") or {}
-        text = diffusers_config.read_component_config(path, "text_encoder/config.json") or {}
-        vae = diffusers_config.read_component_config(path, "vae/config.json") or {}
+        unet = configs.get("unet/config.json", {})
+        text = configs.get("text_encoder/config.json", {})
+        vae = configs.get("vae/config.json", {})
         info = {"pipeline": cls}
         if isinstance(unet.get("sample_size"), int) and isinstance(vae.get("block_out_channels"), list):
             # The size the model was trained at: latent size x the VAE's down-sampling factor.

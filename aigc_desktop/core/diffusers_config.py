@@ -138,9 +138,13 @@ def read_component_config(folder: Path, relative: str) -> dict[str, Any] | None:
     return check_config(read_json(path, label), label)
 
 
-def check_folder(folder: Path) -> dict[str, Any]:
-    """model_index.json and every component config of a diffusers folder, checked; returns the index."""
+def check_folder(folder: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """model_index.json and every component config of a diffusers folder, each read once and checked:
+    (the index, {relative path: config} of the configs that exist)."""
     index = read_model_index(folder)
+    configs = {}
     for relative in COMPONENT_CONFIGS:
-        read_component_config(folder, relative)
-    return index
+        config = read_component_config(folder, relative)
+        if config is not None:
+            configs[relative] = config
+    return index, configs
