@@ -21,7 +21,8 @@ def make_document(seed: int = 0, size: int = 32, history: int = 3) -> Document:
     doc = Document.new(64, 64)
     doc.add_layer(Layer(noise(rng, size, size // 2, "RGBA"), name="Background", x=-8, y=4))
     doc.add_layer(Layer(noise(rng, size // 2, size, "RGBA"), name="Ink", x=20, y=-3, opacity=0.25, visible=False,
-                        locked=True, record={"prompt": "ink", "seed": 7, "model": {"name": "inky", "sha256": "c" * 64}}))
+                        locked=True,
+                        record={"prompt": "ink", "seed": 7, "model": {"name": "inky", "sha256": "c" * 64}}))
     doc.paint(doc.mask.id, 4, 4, Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8), "L"))
     modes = ("RGB", "RGBA", "L")
     for i in range(history):

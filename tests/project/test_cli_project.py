@@ -35,7 +35,8 @@ def test_info_text_and_json(capsys, project_file):
     assert f"tiny-sd sha256 {'ab' * 32}, used 4x" in out and f"inky sha256 {'c' * 64}" in out
     code, out, _ = run(capsys, "info", str(project_file), "--json")
     data = json.loads(out)
-    assert data["version"] == 2 and data["history"] == 3 and [la["name"] for la in data["layers"]] == ["Background", "Ink"]
+    assert data["version"] == 2 and data["history"] == 3
+    assert [la["name"] for la in data["layers"]] == ["Background", "Ink"]
     assert {(m["name"], m["hash"]) for m in data["models"]} == {("tiny-sd", "ab" * 32), ("inky", "c" * 64)}
     assert data["timeline"] is True
 

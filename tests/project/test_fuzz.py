@@ -20,7 +20,8 @@ from tests.project import zips
 from tests.project.helpers import make_document
 
 # AIGC_FUZZ_EXAMPLES=2000 for a longer hunt than the suite's quick pass.
-FUZZ = settings(max_examples=int(os.environ.get("AIGC_FUZZ_EXAMPLES", "80")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=int(os.environ.get("AIGC_FUZZ_EXAMPLES", "80")), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
 
 
 @functools.lru_cache(maxsize=1)

@@ -62,12 +62,14 @@ def test_missing_member(good, tmp_path):
     name = layer_name(good)
     bad = zips.rewrite(good, tmp_path / "missing.aigc", lambda es: [e for e in es if e[0] != name])
     refused(bad, "is incomplete: layer 'Background' is missing")
-    no_manifest = zips.rewrite(good, tmp_path / "nomanifest.aigc", lambda es: [e for e in es if e[0] != "manifest.json"])
+    no_manifest = zips.rewrite(good, tmp_path / "nomanifest.aigc",
+                               lambda es: [e for e in es if e[0] != "manifest.json"])
     refused(no_manifest, "manifest.json is missing")
 
 
 def test_missing_thumbnail_is_not_an_error(good, tmp_path):
-    trimmed = zips.rewrite(good, tmp_path / "nothumbs.aigc", lambda es: [e for e in es if not e[0].startswith("thumbs/")])
+    trimmed = zips.rewrite(good, tmp_path / "nothumbs.aigc",
+                           lambda es: [e for e in es if not e[0].startswith("thumbs/")])
     doc = open_project(trimmed, lazy=True).document
     assert doc.history[0].thumbnail(16).size == (16, 11)
 
@@ -86,7 +88,8 @@ def test_corrupt_member(tmp_path, lazy):
         return out
     bad = tmp_path / "corrupt.aigc"
     zips.write(bad, flip(zips.entries(good)))
-    zips.patch_central(bad, name, 16, "<I", dict((i.filename, i.CRC) for i in zipfile.ZipFile(good).infolist())[name], 14)
+    original_crc = zipfile.ZipFile(good).getinfo(name).CRC  # the flipped byte no longer matches it
+    zips.patch_central(bad, name, 16, "<I", original_crc, 14)
     if not lazy:
         refused(bad, "layer 'Background' is damaged", lazy=False)
     else:  # opens (headers are fine); the damage is one clear line when the pixels are first needed

@@ -114,8 +114,9 @@ class ProjectZip:
             if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
                 raise ProjectError(f"{self.label}: the entry {name} is damaged (its sizes disagree)")
             if info.file_size > info.compress_size * lim.max_ratio + 64 * 1024:
-                raise ProjectError(f"{self.label}: the entry {name} expands {info.file_size // max(1, info.compress_size)}"
-                                   f" times (a zip bomb?); at most {lim.max_ratio} is allowed")
+                ratio = info.file_size // max(1, info.compress_size)
+                raise ProjectError(f"{self.label}: the entry {name} expands {ratio} times (a zip bomb?); "
+                                   f"at most {lim.max_ratio} is allowed")
             total += info.file_size
             if total > lim.max_total_bytes:
                 raise ProjectError(f"{self.label} would expand to more than {human_bytes(lim.max_total_bytes)}"
