@@ -363,3 +363,31 @@ def test_the_view_is_kept_in_the_document_and_restored(canvas, vm):
     assert canvas.zoom_factor() == pytest.approx(4.0)
     centre = canvas.mapToScene(canvas.viewport().rect().center())
     assert abs(centre.x() - 10) <= 1 and abs(centre.y() - 20) <= 1  # within a screen pixel or so
+
+
+def test_move_tool_drags_the_selected_layer_and_pan_keeps_the_document(qtbot, canvas, vm):
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtTest import QTest
+
+    from aigc_desktop.ui.canvas.commands import AddLayerCommand
+
+    layer = Layer(noise(40, 40), name="photo", x=100, y=100)
+    vm.push(AddLayerCommand(vm.doc, layer))
+    canvas.set_tool("move")
+    vp = canvas.viewport()
+    start = canvas.mapFromScene(QPointF(120, 120))
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)
+    QTest.mouseMove(vp, start + QPoint(30, -10))
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start + QPoint(30, -10))
+    assert (layer.x, layer.y) == (130, 90) and vm.undo_stack.text(vm.undo_stack.count() - 1) == "Move layer"
+    vm.undo_stack.undo()
+    assert (layer.x, layer.y) == (100, 100) and canvas.items[layer.id].pos() == QPointF(100, 100)
+    # The middle button pans the view; the document does not change.
+    before = canvas.mapToScene(QPoint(200, 200))
+    count = vm.undo_stack.count()
+    QTest.mousePress(vp, Qt.MouseButton.MiddleButton, Qt.KeyboardModifier.NoModifier, QPoint(200, 200))
+    QTest.mouseMove(vp, QPoint(250, 230))
+    QTest.mouseRelease(vp, Qt.MouseButton.MiddleButton, Qt.KeyboardModifier.NoModifier, QPoint(250, 230))
+    after = canvas.mapToScene(QPoint(250, 230))
+    assert abs(after.x() - before.x()) <= 1 and abs(after.y() - before.y()) <= 1  # the point followed the mouse
+    assert vm.undo_stack.count() == count and (layer.x, layer.y) == (100, 100)
