@@ -53,8 +53,9 @@ def test_not_a_project_at_all(tmp_path, good):
     refused(other, "not an AIGC Desktop project")
     (tmp_path / "folder.aigc").mkdir()
     refused(tmp_path / "folder.aigc", "is a folder")
-    os.mkfifo(tmp_path / "pipe.aigc")
-    refused(tmp_path / "pipe.aigc", "not a regular file")
+    if hasattr(os, "mkfifo"):  # POSIX
+        os.mkfifo(tmp_path / "pipe.aigc")
+        refused(tmp_path / "pipe.aigc", "not a regular file")
     refused(tmp_path / "missing.aigc", "file not found")
 
 
