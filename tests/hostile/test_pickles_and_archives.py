@@ -210,3 +210,11 @@ def test_payload_in_a_diffusers_folders_bin_weights(tmp_path, tiny_sd_path):
     torch.save({"conv_in.weight": Payload(str(target))}, str(folder / "unet" / "diffusion_pytorch_model.bin"))
     message = _refusal(lambda: _load(folder))
     assert "diffusion_pytorch_model.bin was refused" in message and "system" in message and not target.exists()
+
+
+def test_a_huge_file_given_as_an_embedding(tmp_path):
+    path = tmp_path / "big.safetensors"
+    with open(path, "wb") as fh:
+        fh.truncate(5 << 30)  # sparse: 5 GiB claimed, never read
+    message = _refusal(lambda: load_embedding(path))
+    assert "5.0 GiB" in message and "big.safetensors" in message

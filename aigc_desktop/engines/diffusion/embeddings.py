@@ -23,7 +23,7 @@ import torch
 
 from aigc_desktop.core import catalog, torch_files
 from aigc_desktop.core.errors import ModelLoadError, UserError, first_line
-from aigc_desktop.core.safe_io import regular_file
+from aigc_desktop.core.safe_io import check_size, file_size, regular_file
 from aigc_desktop.core.safetensors_header import read_header
 
 SUFFIXES = (".safetensors", ".pt", ".bin")
@@ -62,9 +62,12 @@ class Embedding:
         return vectors
 
 
+MAX_FILE_BYTES = 100 * 1024 * 1024  # embeddings are a few KiB (a few vectors); a checkpoint here is a mistake
+
+
 def _check(path: Path) -> None:
-    """Regular file, and a header or archive within its limits, before any reader touches it."""
-    regular_file(path, "embedding")
+    """Regular file of an embedding's size, and a header or archive within its limits, before reading."""
+    check_size(file_size(path, "embedding"), MAX_FILE_BYTES, f"Embedding {path.name}")
     if path.suffix.lower() == ".safetensors":
         read_header(path)
     elif torch_files.check_archive(path) is None:
