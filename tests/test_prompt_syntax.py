@@ -272,6 +272,24 @@ def test_schedules(prompt, steps, expected):
     assert prompt_schedule(prompt, steps) == expected
 
 
+@pytest.mark.parametrize("prompt, expected", [
+    # Stray brackets next to a construct: the grammar can read them either way; these are A1111's own readings
+    # (its parser run on each, 3 steps), which our reading reproduces (see _EditParser.parse).
+    ("[a:2]:", [(2, ":"), (3, "a:")]),
+    ("[a:2]::", [(3, "[a:2]::")]),
+    ("[a:2]:::", [(2, ":::"), (3, "a:::")]),
+    ("[b:2][:3", [(3, "[b:2][:3")]),
+    ("[a:2][a:2]::x y", [(2, "[a:2]::x y"), (3, "a[a:2]::x y")]),
+    ("[a|b]::", [(1, "a::"), (2, "b::"), (3, "a::")]),
+    ("([a:2]):", [(3, "([a:2]):")]),
+    ("([a:2])::", [(2, "()::"), (3, "(a)::")]),
+    ("[a:2]](a)]", [(2, "](a)]"), (3, "a](a)]")]),
+    ("[(a):2][(a)])", [(3, "[(a):2][(a)])")]),
+])
+def test_stray_brackets_next_to_constructs_read_as_a1111_reads_them(prompt, expected):
+    assert prompt_schedule(prompt, 3) == expected
+
+
 def test_text_at_step_follows_the_documented_steps():
     # "[from:to:16]": from for steps 1-16, to from step 17 on (A1111's wiki, steps counted from 1).
     schedule = prompt_schedule("a [fantasy:cyberpunk:16] landscape", 20)
