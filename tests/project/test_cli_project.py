@@ -108,3 +108,26 @@ def test_generate_into_a_project(capsys, tmp_path, tiny_sd_path):
     assert len(pngs) == 2
     with Image.open(pngs[0]) as im:
         assert pixels(im.convert("RGB")) == pixels(doc.history[0].image.convert("RGB"))
+
+
+def test_two_writers_feeding_one_project_both_land(tmp_path):
+    import threading
+
+    target = tmp_path / "shared.aigc"
+    errors = []
+
+    def feed(start):
+        try:
+            for i in range(3):
+                add_to_project(target, [Image.new("RGB", (16, 16), (start + i, 0, 0))], [{"seed": start + i}])
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=feed, args=(s,)) for s in (0, 100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    seeds = sorted(h.record["seed"] for h in open_project(target).document.history)
+    assert seeds == [0, 1, 2, 100, 101, 102]  # the lock serialises them: no save overwrote another's
