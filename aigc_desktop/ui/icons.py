@@ -47,6 +47,9 @@ def _draw(name: str, p: QPainter, s: float) -> None:
             p.drawLine(QPointF(c, c), tip)
             p.drawLine(tip, QPointF(tip.x() - dx * s * .12 - dy * s * .1, tip.y() - dy * s * .12 - dx * s * .1))
             p.drawLine(tip, QPointF(tip.x() - dx * s * .12 + dy * s * .1, tip.y() - dy * s * .12 + dx * s * .1))
+    elif name == "select":
+        p.setPen(QPen(ink, s / 14, Qt.PenStyle.DashLine))
+        p.drawRect(QRectF(s * .18, s * .22, s * .64, s * .56))
     elif name == "frame":
         p.setPen(QPen(QColor(90, 170, 255), s / 10))
         p.drawRect(QRectF(s * .18, s * .22, s * .64, s * .56))

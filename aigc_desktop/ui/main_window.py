@@ -261,6 +261,12 @@ class MainWindow(QMainWindow):
         edit.addSeparator()
         self._action(edit, "Clear mask", lambda: self.document.push(cmd.clear_mask_command(self.document.doc)),
                      "Ctrl+Shift+X")
+        self._action(edit, "Mask the selection", lambda: self.selection_to_mask(255), "Ctrl+Shift+M",
+                     "Paint the selected rectangle into the mask (repaint it)")
+        self._action(edit, "Unmask the selection", lambda: self.selection_to_mask(0), "Ctrl+Alt+M")
+        self._action(edit, "Frame the selection", self.selection_to_frame, "Ctrl+Shift+F",
+                     "Put the generation frame on the selection (snapped to 8)")
+        self._action(edit, "Deselect", lambda: self.canvas.set_selection(None), "Ctrl+Shift+A")
         edit.addSeparator()
         self._action(edit, "Settings…", self.open_settings)
 
@@ -310,6 +316,22 @@ class MainWindow(QMainWindow):
             self.tabifyDockWidget(self.layers_dock, self.undo_dock)
         self.undo_dock.show()
         self.undo_dock.raise_()
+
+    # -- selection
+    def selection_to_mask(self, value: int = 255) -> None:
+        if self.canvas.selection is None:
+            self.show_message("Select a rectangle first (Select tool, M)")
+            return
+        self.document.push(cmd.mask_rect_command(self.document.doc, self.canvas.selection, value))
+
+    def selection_to_frame(self) -> None:
+        from aigc_desktop.core.document import Frame
+
+        if self.canvas.selection is None:
+            self.show_message("Select a rectangle first (Select tool, M)")
+            return
+        x, y, w, h = self.canvas.selection
+        self.document.push(cmd.SetFrameCommand(self.document.doc, Frame.snapped(x, y, max(w, 64), max(h, 64))))
 
     # -- project hooks (the project feature fills these in)
     def new_project(self) -> None:

@@ -391,3 +391,28 @@ def test_move_tool_drags_the_selected_layer_and_pan_keeps_the_document(qtbot, ca
     after = canvas.mapToScene(QPoint(250, 230))
     assert abs(after.x() - before.x()) <= 1 and abs(after.y() - before.y()) <= 1  # the point followed the mouse
     assert vm.undo_stack.count() == count and (layer.x, layer.y) == (100, 100)
+
+
+def test_rectangle_selection_masks_and_frames(qtbot, canvas, vm):
+    from PySide6.QtCore import QPointF, Qt
+    from PySide6.QtTest import QTest
+
+    from aigc_desktop.ui.canvas.commands import SetFrameCommand, mask_rect_command
+
+    canvas.set_tool("select")
+    vp = canvas.viewport()
+    a, b = canvas.mapFromScene(QPointF(20, 30)), canvas.mapFromScene(QPointF(60, 50))
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, a)
+    QTest.mouseMove(vp, b)
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, b)
+    assert canvas.selection == (20, 30, 40, 20) and canvas.selection_item.isVisible()
+    assert vm.undo_stack.count() == 0  # selecting is not an edit
+    vm.push(mask_rect_command(vm.doc, canvas.selection))
+    m = np.asarray(vm.doc.mask.image)
+    assert (m[30:50, 20:60] == 255).all() and m.sum() == 40 * 20 * 255
+    vm.undo_stack.undo()
+    assert vm.doc.mask.image.getbbox() is None
+    vm.push(SetFrameCommand(vm.doc, Frame.snapped(*canvas.selection)))
+    assert vm.doc.frame == Frame(24, 32, 40, 24)
+    canvas.set_selection(None)
+    assert not canvas.selection_item.isVisible()

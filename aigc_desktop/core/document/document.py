@@ -5,6 +5,7 @@ operation that emits plain events (see events.py); undo lives in the UI, built f
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -18,7 +19,8 @@ LAYER_PROPERTIES = ("name", "opacity", "visible", "locked")
 
 
 def snap(value: float, step: int = SNAP) -> int:
-    return int(round(value / step)) * step
+    """The nearest multiple of `step`, halves rounding up (not to even: 20 -> 24, 28 -> 32)."""
+    return int(math.floor(value / step + 0.5)) * step
 
 
 @dataclass(frozen=True)

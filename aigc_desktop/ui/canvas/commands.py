@@ -157,6 +157,13 @@ def fit_to_frame_command(doc: Document, layer_id: str) -> SetPixelsCommand:
                             text="Fit layer to frame")
 
 
+def mask_rect_command(doc: Document, rect: tuple[int, int, int, int], value: int = 255) -> PaintCommand:
+    """Fill a rectangle of the mask (255: repaint it, 0: keep it) as one undo step."""
+    x, y, w, h = rect
+    return PaintCommand(doc, doc.mask.id, x, y, Image.new("L", (w, h), value),
+                        text="Mask selection" if value else "Unmask selection")
+
+
 def clear_mask_command(doc: Document) -> PaintCommand:
     m = doc.mask
     return PaintCommand(doc, m.id, m.x, m.y, Image.new("L", (m.width, m.height), 0), text="Clear mask")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal, Slot
 from PySide6.QtGui import QBrush, QColor, QPainter, QPen
-from PySide6.QtWidgets import (QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QHBoxLayout, QLabel,
-                               QToolButton)
+from PySide6.QtWidgets import (QFrame, QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView,
+                               QHBoxLayout, QLabel, QToolButton)
 
 from aigc_desktop.core.document import Frame, View, events as ev
 from aigc_desktop.core.document.document import _union
@@ -26,7 +26,7 @@ from aigc_desktop.ui.viewmodels.document import DocumentViewModel
 WORLD = 1_000_000  # the scene is effectively unbounded
 MAX_STROKE_AREA = 8192 * 8192  # a stroke's working copy never grows past this
 STROKE_ROOM = 512  # room around a stroke that starts off its layer
-TOOLS = ("brush", "eraser", "move", "frame")
+TOOLS = ("brush", "eraser", "move", "frame", "select")
 EMPTY_HINT = ("Generate (Ctrl+Enter) fills this frame.\nDrop or paste an image to work on it; paint a mask to "
               "inpaint. Drag the frame's edges to resize it.")
 Z_MASK, Z_STAGED, Z_PREVIEW = 1_000_000, 1_000_001, 1_000_002
@@ -67,6 +67,7 @@ class CanvasView(QGraphicsView):
     tool_changed = Signal(str)
     brush_changed = Signal(object)  # BrushSettings
     zoom_changed = Signal(float)
+    selection_changed = Signal(object)  # (x, y, w, h) or None
     message = Signal(str, bool)
     files_dropped = Signal(list, QPointF)  # local paths, scene position
     image_dropped = Signal(object, QPointF)  # a dragged QImage (from another app), scene position
@@ -111,6 +112,18 @@ class CanvasView(QGraphicsView):
         self.staged_item.hide()
         scene.addItem(self.staged_item)
         self.staging_bar = StagingBar(self)
+        # The rectangle selection (view state, not part of the document): mask it, frame it, export it.
+        pen = QPen(QColor(255, 255, 255), 1.5, Qt.PenStyle.DashLine)
+        pen.setCosmetic(True)
+        self.selection_item = QGraphicsRectItem()
+        self.selection_item.setPen(pen)
+        self.selection_item.setBrush(QBrush(QColor(255, 255, 255, 24)))
+        self.selection_item.setZValue(Z_PREVIEW + 2)
+        self.selection_item.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+        self.selection_item.hide()
+        scene.addItem(self.selection_item)
+        self.selection: tuple[int, int, int, int] | None = None
+        self._select_from: QPointF | None = None
 
         self._stroke: Stroke | None = None
         self._stroke_layer: str | None = None
@@ -469,6 +482,9 @@ class CanvasView(QGraphicsView):
             return
         if self.tool in ("brush", "eraser"):
             self.begin_stroke(scene_pos)
+        elif self.tool == "select":
+            self._select_from = scene_pos
+            self.set_selection(None)
         elif self.tool == "move":
             layer = self.vm.selected
             if layer.kind == "image" and not layer.locked:
@@ -490,6 +506,10 @@ class CanvasView(QGraphicsView):
             return
         if self._stroke is not None:
             self.stroke_to(scene_pos)
+        elif self._select_from is not None:
+            r = QRectF(self._select_from, scene_pos).normalized()
+            self.selection_item.setRect(r)
+            self.selection_item.show()
         elif self._move is not None:
             layer_id, start, (x0, y0) = self._move
             d = scene_pos - start
@@ -505,6 +525,11 @@ class CanvasView(QGraphicsView):
             return
         if self._stroke is not None and event.button() == Qt.MouseButton.LeftButton:
             self.end_stroke()
+            return
+        if self._select_from is not None and event.button() == Qt.MouseButton.LeftButton:
+            r = QRectF(self._select_from, self.mapToScene(event.position().toPoint())).normalized()
+            self._select_from = None
+            self.set_selection((round(r.x()), round(r.y()), round(r.width()), round(r.height())))
             return
         if self._move is not None and event.button() == Qt.MouseButton.LeftButton:
             layer_id, _start, old = self._move
@@ -561,6 +586,18 @@ class CanvasView(QGraphicsView):
             self._update_cursor()
             return
         super().keyReleaseEvent(event)
+
+    def set_selection(self, rect: tuple[int, int, int, int] | None) -> None:
+        """Select a document rectangle (None or an empty one: nothing selected)."""
+        if rect is not None and (rect[2] < 1 or rect[3] < 1):
+            rect = None
+        self.selection = rect
+        if rect is None:
+            self.selection_item.hide()
+        else:
+            self.selection_item.setRect(QRectF(*rect))
+            self.selection_item.show()
+        self.selection_changed.emit(rect)
 
     def _frame_dragged(self, frame: Frame) -> None:
         self.vm.push(SetFrameCommand(self.doc, frame))
