@@ -27,9 +27,11 @@ prompt into a schedule of plain prompts, each of which is then read for weights 
                     switches), a number without one is a step ([a:b:5]); both are clamped to the steps
 
 They nest (`a[b:[c:d:2]:1]e`), hold weights, embeddings and BREAK, and follow A1111's grammar to the letter:
-square brackets that do not form one of these, or round ones holding more than one colon, are text; a prompt
+square brackets that do not form one of these, or round ones holding more than one colon, are text; stray
+brackets right next to a construct are read as A1111's parser reads them (`_EditParser.parse`); a prompt
 the grammar rejects as a whole (a `|` outside square brackets, a backslash at the very end or before a
-line break) is used as written, schedules included, exactly as A1111 does.
+line break) is used as written, schedules included, exactly as A1111 does. `schedule(steps)` gives A1111's
+(last step, prompt) list; step s (1-based) uses the first entry ending at or after s (`text_at_step`).
 """
 
 from __future__ import annotations
