@@ -115,7 +115,9 @@ def _check_legacy(reader, size: int, name: str) -> None:
 
     claimed = 0
     try:
-        first = [arg for _op, arg, _pos in pickletools.genops(reader)]
+        # The legacy format starts with a pickle of one number (PROTO, LONG1, STOP); anything else is not it,
+        # and a whole network pickle is not scanned for nothing.
+        first = [arg for _i, (_op, arg, _pos) in zip(range(4), pickletools.genops(reader))]
         if _LEGACY_MAGIC not in first:
             return
         for _ in range(2):  # protocol version, system info
