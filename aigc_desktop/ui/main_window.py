@@ -35,10 +35,11 @@ from aigc_desktop.ui.panels.queue_dock import QueuePanel
 from aigc_desktop.ui.panels.settings_dialog import SettingsDialog
 from aigc_desktop.ui.panels.stylegan import StyleGANPanel
 from aigc_desktop.ui.panels.train import TrainPanel
-from aigc_desktop.ui.viewmodels.document import DocumentViewModel, StagedResult
+from aigc_desktop.ui.viewmodels.document import DocumentViewModel
 from aigc_desktop.ui.viewmodels.generation import GenerationViewModel
 from aigc_desktop.ui.viewmodels.models import ModelsViewModel
 from aigc_desktop.ui.viewmodels.queue import QueueViewModel
+from aigc_desktop.ui.viewmodels.results import ResultsViewModel
 from aigc_desktop.ui.viewmodels.stylegan import StyleGANViewModel
 from aigc_desktop.ui.worker import Worker
 
@@ -71,6 +72,7 @@ class MainWindow(QMainWindow):
         self.document = DocumentViewModel(parent=self)
         self.generation = GenerationViewModel(self.document, parent=self)
         self.stylegan = StyleGANViewModel(self.engine_options(), parent=self)
+        self.results = ResultsViewModel(self.queue, self.document, self.models, self.stylegan, parent=self)
 
         # Centre: the message area over the canvas
         self.canvas = CanvasView(self.document)
@@ -161,7 +163,6 @@ class MainWindow(QMainWindow):
         self.queue.job_started.connect(self._on_started)
         self.queue.progress_changed.connect(self._on_progress)
         self.queue.status_changed.connect(self._on_status)
-        self.queue.preview_event.connect(self._on_preview)
         self.queue.job_finished.connect(self._on_finished)
         self.queue.job_failed.connect(self._on_failed)
         self.queue.job_cancelled.connect(self._on_cancelled)
@@ -555,14 +556,6 @@ class MainWindow(QMainWindow):
             self.status.showMessage(f"Model {info.name} selected from the image's metadata", 8000)
 
     # -- job events
-    def _target_rect(self, job_id: str, size: tuple[int, int] | None = None) -> tuple[int, int, int, int]:
-        spec = self.queue.spec(job_id)
-        frame = (spec.target or {}).get("frame") if spec is not None and spec.target else None
-        x, y, w, h = frame if frame else self.document.doc.frame.rect
-        if size is not None and tuple(size) != (w, h):
-            w, h = size
-        return int(x), int(y), int(w), int(h)
-
     @Slot(str)
     def _on_started(self, job_id: str) -> None:
         self.cancel_button.setEnabled(True)
@@ -586,17 +579,9 @@ class MainWindow(QMainWindow):
     def _on_status(self, job_id: str, text: str) -> None:
         self.status.showMessage(text)
 
-    @Slot(str, object)
-    def _on_preview(self, job_id: str, event: jobs.Preview) -> None:
-        spec = self.queue.spec(job_id)
-        if spec is not None and spec.target is None:
-            return
-        self.document.show_preview(job_id, event.index, event.image, self._target_rect(job_id))
-
     def _job_done(self) -> None:
         self.cancel_button.setEnabled(self.queue.running_id() is not None)
         self.eta_label.setText("")
-        self.document.clear_preview()
 
     @Slot(str, object)
     def _on_finished(self, job_id: str, event: jobs.Finished) -> None:
@@ -604,39 +589,8 @@ class MainWindow(QMainWindow):
         self.progress.setValue(self.progress.maximum())
         if job_id in self._conversions:
             self.models.add_model_path(self._conversions.pop(job_id))
-        paths = list(event.paths) + [None] * (len(event.images) - len(event.paths))
-        results = [StagedResult(img, dict(rec), path, self._target_rect(job_id, img.size), job_id)
-                   for img, rec, path in zip(event.images, event.records, paths)]
-        spec = self.queue.spec(job_id)
-        family = (event.records[0].get("model") or {}).get("family") if event.records else None
-        if isinstance(spec, jobs.StyleGANJob) and family in ("stylegan2", "stylegan3"):
-            self.stylegan.set_family(family)
-        if isinstance(spec, jobs.StyleGANJob) and len(results) > 1:
-            results.insert(0, self._grid_result(results, job_id))
-        if spec is not None and spec.target is None:
-            results = []  # not for the canvas (a training run's samples are in the Train panel)
-        if results:
-            self.document.stage(results)
-            model = getattr(spec, "model", None)
-            if model is not None:
-                self.models.set_last_image(model.path, results[-1].image)
         where = f" · saved to {Path(event.paths[0]).parent}" if event.paths else ""
         self.status.showMessage(f"Done in {_fmt_seconds(event.elapsed)}{where}", 10000)
-
-    def _grid_result(self, results: list[StagedResult], job_id: str) -> StagedResult:
-        """A seed grid as one image in rows and columns (each seed also stays a result of its own)."""
-        from PIL import Image
-
-        n = len(results)
-        cols = int(n ** 0.5 + 0.999)
-        rows = -(-n // cols)
-        w, h = results[0].image.size
-        grid = Image.new("RGB", (cols * w, rows * h), (0, 0, 0))
-        for i, r in enumerate(results):
-            grid.paste(r.image.convert("RGB"), ((i % cols) * w, (i // cols) * h))
-        record = {**results[0].record, "grid_seeds": [r.record.get("seed") for r in results]}
-        x, y = self._target_rect(job_id)[:2]
-        return StagedResult(grid, record, None, (x, y, grid.width, grid.height), job_id)
 
     @Slot(str, str, str)
     def _on_failed(self, job_id: str, message: str, details: str) -> None:
