@@ -19,9 +19,10 @@ from aigc_desktop.core.errors import ModelLoadError, UserError, first_line
 from aigc_desktop.core.jobs import ModelRef
 from aigc_desktop.core.safe_io import regular_file
 from aigc_desktop.core.safetensors_header import read_header
+from aigc_desktop.engines.diffusion import single_file
 from aigc_desktop.engines.diffusion.loaded import LoadedModel
 
-__all__ = ["LoadedModel", "load_model"]  # LoadedModel lives in loaded.py (no loader <-> single_file circle)
+__all__ = ["LoadedModel", "load_model"]  # LoadedModel lives in loaded.py: single_file never imports loader
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,6 @@ def load_model(ref: ModelRef, device: torch.device, dtype: torch.dtype) -> Loade
     if path.is_dir():
         model = _load_folder(ref, path, dtype)
     else:
-        from aigc_desktop.engines.diffusion import single_file
-
         regular_file(path, "model file")
         model = single_file.load_checkpoint(ref, path, dtype)
     model.pipe.to(device)
@@ -74,8 +73,6 @@ def _load_folder(ref: ModelRef, path: Path, dtype: torch.dtype) -> LoadedModel:
     else:
         kwargs.update(add_watermarker=False)
     if ref.vae:
-        from aigc_desktop.engines.diffusion import single_file
-
         kwargs["vae"] = single_file.load_vae(Path(ref.vae).expanduser(), family, dtype)
     for slot in ("tokenizer", "tokenizer_2"):  # a folder without its tokenizer files takes the family's
         if slot in fam.model_index and not any((path / slot / f).is_file() for f in ("vocab.json", "tokenizer.json")):
@@ -131,11 +128,9 @@ def _check_weight_files(folder: Path) -> None:
 def _refuse_unsafe_globals(path: Path) -> None:
     """A pickled weight file naming globals beyond tensors is refused by name here, before diffusers'
     weights-only loader turns the refusal into "unable to load weights"."""
-    from aigc_desktop.engines.diffusion.single_file import _refused
-
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
     except Exception as exc:  # noqa: BLE001 - a damaged archive: one line
         raise ModelLoadError(f"{path.name} is not a readable PyTorch file ({first_line(exc)})") from None
     if names:
-        raise ModelLoadError(_refused(path, list(names)))
+        raise ModelLoadError(single_file.refused_message(path, list(names)))

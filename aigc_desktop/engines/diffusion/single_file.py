@@ -178,7 +178,7 @@ def safe_torch_load(path: Path) -> Any:
         elif name not in known:
             refused.append(name)
     if refused:
-        raise ModelLoadError(_refused(path, refused))
+        raise ModelLoadError(refused_message(path, refused))
     try:
         with torch.serialization.safe_globals(allowed), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "pickle protocol 4 ..." notes from the weights-only unpickler
@@ -191,7 +191,7 @@ def safe_torch_load(path: Path) -> Any:
     except pickle.UnpicklingError as exc:
         names = re.findall(r"GLOBAL ([\w.]+)", str(exc))
         if names:
-            raise ModelLoadError(_refused(path, names)) from None
+            raise ModelLoadError(refused_message(path, names)) from None
         raise ModelLoadError(f"{path.name} was refused: {_weights_only_reason(exc)}") from None
     except MemoryError:
         raise ModelLoadError(f"{path.name} asks for more memory than this machine has: damaged or forged "
@@ -222,7 +222,7 @@ def _pickle_globals(path: Path) -> list[str]:
                                                   "builtins.frozenset", "_codecs.encode"))]
 
 
-def _refused(path: Path, names: list[str]) -> str:
+def refused_message(path: Path, names: list[str]) -> str:
     shown = ", ".join(sorted(set(names))[:3])
     return (f"{path.name} was refused: its pickle names {shown}, which could run code; only tensors and plain "
             "containers are loaded from .ckpt/.pt files (use a .safetensors copy from a trusted source)")
