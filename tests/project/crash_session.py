@@ -36,6 +36,7 @@ def main() -> None:
         if i + 1 == SNAPSHOT_AFTER:
             clock[0] += 61
             assert saver.tick()
+    saver.session.flush()  # the writer thread has put the last two generations on disk
     print("ready", flush=True)
     time.sleep(600)  # killed here, with two generations only in the journal
 

@@ -82,6 +82,7 @@ def test_recovery_offer_restore_later_discard(qtbot, tmp_path, monkeypatch):
     crashed = pvm.ProjectViewModel(DocumentViewModel(), Settings(), recovery_root=root)
     crashed.document_vm.doc.add_history(HistoryItem({"seed": 5}, Image.new("RGB", (8, 8), (5, 5, 5)), id="g5"))
     crashed.timer.stop()
+    crashed.session.flush()
     crashed.session._lock.close()  # the run dies without cleaning up
 
     vm = pvm.ProjectViewModel(DocumentViewModel(), Settings(), recovery_root=root)

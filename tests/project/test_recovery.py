@@ -70,7 +70,8 @@ def test_clean_exit_and_saved_work_leave_nothing(tmp_path):
     clock = [0.0]
     saver = Autosaver(session, project, interval_s=60, clock=lambda: clock[0])
     project.document.add_history(HistoryItem({"seed": 1}, Image.new("RGB", (8, 8), (1, 2, 3))))
-    assert len(list((session.folder / "journal").iterdir())) == 2  # the image and its entry, at once
+    session.flush()
+    assert len(list((session.folder / "journal").iterdir())) == 2  # the image and its entry
     assert not saver.due()
     clock[0] = 59
     assert not saver.tick()
@@ -117,9 +118,41 @@ def test_a_damaged_snapshot_still_gives_back_the_generations(tmp_path):
     project.document.set_prompt_state({"x": 1})
     assert saver.tick()
     project.document.add_history(HistoryItem({"seed": 77}, Image.new("RGB", (8, 8), (7, 7, 7)), id="late"))
+    session.flush()
     (session.folder / "autosave.aigc").write_bytes(b"garbage")
     session._lock.close()
     offer = find_recoverable(root)[0]
     restored = offer.restore().document
     assert [h.id for h in restored.history] == ["late"]
     assert offer.problem and "could not be read" in offer.problem and "\n" not in offer.problem
+
+
+def test_journal_writes_off_the_calling_thread_in_order(tmp_path, monkeypatch):
+    import threading
+
+    from aigc_desktop.core.project import recovery
+
+    session = RecoverySession(tmp_path / "r")
+    writers = []
+    real = recovery._png_bytes
+    monkeypatch.setattr(recovery, "_png_bytes", lambda im: writers.append(threading.current_thread()) or real(im))
+    for i in range(5):
+        session.journal(HistoryItem({"seed": i}, Image.new("RGB", (8, 8), (i, 0, 0)), id=f"g{i}"))
+    session.flush()
+    assert writers and threading.main_thread() not in writers
+    names = sorted(p.name for p in (session.folder / "journal").glob("*.json"))
+    assert names == [f"{i + 1:06d}-g{i}.json" for i in range(5)]
+    session._lock.close()
+    restored = find_recoverable(tmp_path / "r")[0].restore().document
+    assert [h.record["seed"] for h in restored.history] == [0, 1, 2, 3, 4]
+
+
+def test_a_journal_that_cannot_be_written_is_reported(tmp_path):
+    session = RecoverySession(tmp_path / "r")
+    saver = Autosaver(session, Project(make_document()), interval_s=60, clock=lambda: 0.0)
+    (session.folder / "journal").rmdir()
+    (session.folder / "journal").write_text("not a folder")
+    saver.project.document.add_history(HistoryItem({"seed": 1}, Image.new("RGB", (8, 8))))
+    session.flush()
+    saver.tick()
+    assert saver.last_error and saver.last_error.startswith("Could not journal a generation for recovery")
