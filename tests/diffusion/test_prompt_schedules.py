@@ -8,6 +8,7 @@ against what the UNet received), so they are exact."""
 from __future__ import annotations
 
 from contextlib import contextmanager
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -264,3 +265,26 @@ def test_sdxl_switches_both_encoders_and_the_pooled_embeddings(engine, sdxl_path
         assert torch.equal(call["pooled"][2:], torch.cat([ref["pooled_prompt_embeds"]] * 2))
         assert torch.equal(call["pooled"][:2], torch.zeros_like(call["pooled"][:2]))
     assert not torch.equal(refs[0]["pooled_prompt_embeds"], refs[1]["pooled_prompt_embeds"])
+
+
+
+def test_sd2_switches_like_sd1():
+    # SD 2.x differs from SD 1.x only in its text encoder: the switch itself, on diffusers' own pipeline.
+    pipe = tiny_family_pipeline("sd2")
+    pipe.set_progress_bar_config(disable=True)
+    model = SimpleNamespace(pipe=pipe, family="sd2", device=torch.device("cpu"))
+
+    def embeds(prompt):
+        with conditioning.prepared(model, GenerationParams(prompt=prompt, steps=3)) as cond:
+            return cond.embeds["prompt_embeds"]
+
+    with conditioning.prepared(model, GenerationParams(prompt="a [cat:dog:1]", steps=3)) as cond:
+        switch = cond.step_switch(1)
+        with unet_inputs(pipe.unet) as calls:
+            pipe(**cond.pipeline_kwargs(1), num_inference_steps=3, guidance_scale=5.0, height=64, width=64,
+                 generator=torch.Generator().manual_seed(1), output_type="latent",
+                 callback_on_step_end=lambda p, i, t, kw: (switch(p, i, kw), kw)[1],
+                 callback_on_step_end_tensor_inputs=switch.tensor_inputs)
+    cat, dog = embeds("a cat"), embeds("a dog")
+    assert [torch.equal(halves(c)[1], cat) for c in calls] == [True, False, False]
+    assert all(torch.equal(halves(c)[1], dog) for c in calls[1:])
