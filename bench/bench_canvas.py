@@ -84,11 +84,19 @@ def main() -> int:
     view.fit()
     app.processEvents()
 
+    # 0. The idle event loop, for scale (the machine's own noise in this run).
+    probe = Probe()
+    probe.start()
+    end = time.perf_counter() + 1.5
+    while time.perf_counter() < end:
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 5)
+    idle = probe.stop()
+    print(f"idle: event loop lateness p50 {pct(idle, 0.5):.2f} ms, p95 {pct(idle, 0.95):.2f} ms (the floor in this run)")
+
     # 1. A 200-dab stroke across the document, one mouse move per 8.3 ms (120 Hz).
     view.set_brush(size=96, hardness=0.7)
     spacing = view.brush.spacing()
     moves = [QPointF(100 + i * spacing, 100 + i * spacing * 0.8) for i in range(200)]
-    probe = Probe()
     probe.start()
     dab_times: list[float] = []
     state = {"i": 0}

@@ -42,6 +42,9 @@ class PixelItem(QGraphicsItem):
         self.image = QImage()
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+        # Rendered once at screen resolution (the visible part): previews and strokes over it then blit
+        # from the cache instead of rescaling a large image on every repaint.
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
     def set_pixels(self, x: int, y: int, pixels: np.ndarray) -> None:
         """Replace everything (new layer, geometry change, stroke outside the layer)."""
@@ -84,11 +87,25 @@ class PreviewItem(QGraphicsItem):
 
     def __init__(self) -> None:
         super().__init__()
-        self.pixmap = QPixmap()
         self.rect = QRectF()
+        self.cells: list[tuple[QRectF, QImage]] = []
+        self._keep: list = []  # the bytes the preview QImages point into
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
 
-    def set_images(self, pixmaps: list[QPixmap], rect: tuple[int, int, int, int]) -> None:
+    def set_pil_images(self, images: list, rect: tuple[int, int, int, int]) -> None:
+        """Previews straight from PIL: the QImages share the bytes (no second copy per step)."""
+        qimages, keep = [], []
+        for im in images:
+            if im.mode not in ("RGB", "RGBA"):
+                im = im.convert("RGB")
+            data = im.tobytes()
+            fmt = QImage.Format.Format_RGB888 if im.mode == "RGB" else QImage.Format.Format_RGBA8888
+            qimages.append(QImage(data, im.width, im.height, im.width * len(im.mode), fmt))
+            keep.append(data)
+        self._keep = keep
+        self.set_images(qimages, rect)
+
+    def set_images(self, pixmaps: list, rect: tuple[int, int, int, int]) -> None:
         self.prepareGeometryChange()
         x, y, w, h = rect
         self.setPos(x, y)
@@ -107,8 +124,11 @@ class PreviewItem(QGraphicsItem):
 
     def paint(self, painter: QPainter, option, widget=None) -> None:
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
-        for cell, pm in getattr(self, "cells", []):
-            painter.drawPixmap(cell, pm, QRectF(pm.rect()))
+        for cell, im in self.cells:
+            if isinstance(im, QImage):
+                painter.drawImage(cell, im, QRectF(im.rect()))
+            else:
+                painter.drawPixmap(cell, im, QRectF(im.rect()))
 
 
 HANDLE = 10.0  # handle size in screen pixels

@@ -222,7 +222,7 @@ class CanvasView(QGraphicsView):
     # ------------------------------------------------------------------------------- previews, staging
     @Slot(object, object)
     def on_preview(self, images: list, rect) -> None:
-        self.preview_item.set_images([pil_to_pixmap(im) for im in images], tuple(rect))
+        self.preview_item.set_pil_images(images, tuple(rect))
         if not self.preview_item.isVisible():
             self.preview_item.show()
             self.ensure_visible(QRectF(*rect))
