@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator
 from aigc_desktop.core import catalog, hashing
 from aigc_desktop.core.errors import ModelLoadError, UserError
 from aigc_desktop.core.safe_io import regular_file
-from aigc_desktop.core.safetensors_header import read_header
+from aigc_desktop.core.safetensors_header import SafetensorsHeaderError, read_header
 
 log = logging.getLogger(__name__)
 # PEFT warns whenever a second adapter joins a model; several LoRAs at once is what we mean to do.
@@ -102,7 +102,11 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    read_header(regular_file(path, "LoRA"))  # regular file, bounded and schema-checked header, before reading
+    regular_file(path, "LoRA")
+    try:
+        read_header(path)  # bounded and schema-checked header, before safetensors reads anything
+    except SafetensorsHeaderError as exc:
+        raise ModelLoadError(f"Could not read LoRA {path.name}: {str(exc).removeprefix(path.name + ': ')}") from None
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
