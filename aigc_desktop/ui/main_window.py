@@ -456,6 +456,7 @@ class MainWindow(QMainWindow):
             from aigc_desktop.ui.theme import apply_theme
 
             apply_theme(self.settings.get("theme"))
+            self.canvas_toolbar.refresh_icons()  # drawn in the theme's text colour
             if self.worker is not None and self.queue.queue.running() is None:
                 # New device / thread settings take effect with a fresh worker.
                 self.stop_worker()

@@ -247,3 +247,32 @@ def test_image_files_read_render_write(tmp_path):
     out = write_png(pixels, tmp_path / "out.png", record)
     with Image.open(out) as im:
         assert im.size == (10, 6)
+
+
+def test_paint_then_undo_in_reverse_restores_any_sequence():
+    """Property: any sequence of patches (inside, across and outside the layer), undone in reverse, gives the
+    original pixels back (the layer may stay grown, with unmasked pixels in the grown part)."""
+    from hypothesis import given, settings, strategies as st
+
+    patches = st.lists(st.tuples(st.integers(-20, 40), st.integers(-20, 40), st.integers(1, 12), st.integers(1, 12),
+                                 st.integers(0, 255)), min_size=1, max_size=8)
+
+    @settings(max_examples=60, deadline=None)
+    @given(patches)
+    def check(steps):
+        doc = Document.new(24, 24)
+        doc.paint(doc.mask.id, 0, 0, Image.new("L", (24, 24), 7))
+        original = doc.mask.image.copy()
+        undo = []
+        for x, y, w, h, v in steps:
+            undo.append((x, y, doc.paint(doc.mask.id, x, y, Image.new("L", (w, h), v))))
+        for x, y, before in reversed(undo):
+            doc.paint(doc.mask.id, x, y, before)
+        m = doc.mask
+        assert m.image.crop((-m.x, -m.y, 24 - m.x, 24 - m.y)).tobytes() == original.tobytes()
+        outside = Image.new("L", m.image.size, 0)
+        outside.paste(Image.new("L", (24, 24), 255), (-m.x, -m.y))
+        grown = Image.composite(Image.new("L", m.image.size, 0), m.image, outside)
+        assert grown.getbbox() is None  # the grown part is unmasked again
+
+    check()

@@ -286,3 +286,22 @@ def test_typing_in_the_prompt_is_not_taken_by_canvas_shortcuts(qtbot, fake_windo
     qtbot.keyClicks(box, "a [bev] f")
     assert box.toPlainText() == "a [bev] f"
     assert w.canvas.brush.size == size and w.canvas.tool == tool
+
+
+def test_dark_theme_by_default_light_on_request(qtbot):
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication
+
+    from aigc_desktop.core.settings import Settings
+    from aigc_desktop.ui.theme import apply_theme
+
+    app = QApplication.instance()
+    before = app.palette()
+    try:
+        assert Settings().get("theme") == "dark"
+        apply_theme("dark", app)
+        assert app.palette().color(QPalette.ColorRole.Window).lightness() < 80
+        apply_theme("light", app)
+        assert app.palette().color(QPalette.ColorRole.Window).lightness() > 180
+    finally:
+        app.setPalette(before)

@@ -69,6 +69,13 @@ class CanvasToolBar(QToolBar):
         self.addWidget(self.zoom_label)
         canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f}%"))
 
+    def refresh_icons(self) -> None:
+        from aigc_desktop.ui.icons import clear_cache
+
+        clear_cache()
+        for key, action in self.tool_actions.items():
+            action.setIcon(icon(key))
+
     def _show_brush(self, brush) -> None:
         for box, value in ((self.size, round(brush.size)), (self.hardness, round(brush.hardness * 100)),
                            (self.opacity, round(brush.opacity * 100))):
