@@ -296,7 +296,7 @@ def test_dark_theme_by_default_light_on_request(qtbot):
     from aigc_desktop.ui.theme import apply_theme
 
     app = QApplication.instance()
-    before = app.palette()
+    before, style = app.palette(), app.style().name()
     try:
         assert Settings().get("theme") == "dark"
         apply_theme("dark", app)
@@ -304,4 +304,5 @@ def test_dark_theme_by_default_light_on_request(qtbot):
         apply_theme("light", app)
         assert app.palette().color(QPalette.ColorRole.Window).lightness() > 180
     finally:
+        app.setStyle(style)
         app.setPalette(before)
