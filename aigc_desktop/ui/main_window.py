@@ -35,6 +35,7 @@ from aigc_desktop.ui.panels.queue_dock import QueuePanel
 from aigc_desktop.ui.panels.settings_dialog import SettingsDialog
 from aigc_desktop.ui.panels.stylegan import StyleGANPanel
 from aigc_desktop.ui.panels.train import TrainPanel
+from aigc_desktop.ui.viewmodels import project as project_vm
 from aigc_desktop.ui.viewmodels.document import DocumentViewModel
 from aigc_desktop.ui.viewmodels.generation import GenerationViewModel
 from aigc_desktop.ui.viewmodels.models import ModelsViewModel
@@ -73,6 +74,8 @@ class MainWindow(QMainWindow):
         self.generation = GenerationViewModel(self.document, parent=self)
         self.stylegan = StyleGANViewModel(self.engine_options(), parent=self)
         self.results = ResultsViewModel(self.queue, self.document, self.models, self.stylegan, parent=self)
+        # The open project file (ProjectViewModel: unsaved state, autosave, recent files, recovery).
+        self.project = project_vm.ProjectViewModel(self.document, self.settings, parent=self)
 
         # Centre: the message area over the canvas
         self.canvas = CanvasView(self.document)
@@ -171,10 +174,16 @@ class MainWindow(QMainWindow):
         self.canvas.files_dropped.connect(self._on_files_dropped)
         self.canvas.image_dropped.connect(self._on_image_dropped)
         self.document.undo_stack.cleanChanged.connect(self._update_title)
+        self.project.changed.connect(self._update_title)
+        self.project.message.connect(self.show_message)
         self._update_title()
 
         self._restore_layout()
         self.prompt_panel.prompt.setFocus()  # a new user types a prompt first
+        if QGuiApplication.platformName() != "offscreen":
+            from PySide6.QtCore import QTimer
+
+            QTimer.singleShot(0, lambda: project_vm.offer_recovery(self.project, self))  # work a crash left
         for warning in self.settings.warnings:
             self.show_message(warning)
         if self.settings.get("last_model"):
@@ -225,11 +234,13 @@ class MainWindow(QMainWindow):
         self.new_action = self._action(file_menu, "New", self.new_project, QKeySequence.StandardKey.New)
         self.open_action = self._action(file_menu, "Open…", lambda: self.open_project(None),
                                         QKeySequence.StandardKey.Open)
-        self.save_action = self._action(file_menu, "Save", lambda: self.save_project(self.project_path),
+        self.save_action = self._action(file_menu, "Save", lambda: self.save_project(),
                                         QKeySequence.StandardKey.Save)
         self.save_as_action = self._action(file_menu, "Save As…", lambda: self.save_project(None, ask=True),
                                            QKeySequence.StandardKey.SaveAs)
         self.revert_action = self._action(file_menu, "Revert", self.revert_project)
+        self.recent_menu = file_menu.addMenu("Open Recent")
+        self.recent_menu.aboutToShow.connect(lambda: project_vm.fill_recent_menu(self.project, self.recent_menu, self))
         file_menu.addSeparator()
         self._action(file_menu, "Import image…", self.import_image_dialog, "Ctrl+I",
                      "Add an image file as a new layer at the frame")
@@ -296,9 +307,12 @@ class MainWindow(QMainWindow):
 
     # -- title, messages
     def _update_title(self, *_args) -> None:
-        name = Path(self.project_path).name if self.project_path else "Untitled"
+        project = getattr(self, "project", None)
+        path = project.path if project is not None else None
+        self.project_path = str(path) if path else None
+        name = path.name if path else "Untitled"
         self.setWindowTitle(f"{name}[*] — AIGC Desktop {__version__}")
-        self.setWindowModified(not self.document.undo_stack.isClean())
+        self.setWindowModified(project.dirty if project is not None else not self.document.undo_stack.isClean())
 
     @Slot(str, bool)
     def show_message(self, text: str, error: bool = False, details: str = "", action=None) -> None:
@@ -334,27 +348,20 @@ class MainWindow(QMainWindow):
         x, y, w, h = self.canvas.selection
         self.document.push(cmd.SetFrameCommand(self.document.doc, Frame.snapped(x, y, max(w, 64), max(h, 64))))
 
-    # -- project hooks (the project feature fills these in)
-    def new_project(self) -> None:
-        """Start an empty document."""
-        from aigc_desktop.core.document import Document
+    # -- project files (the questions and dialogs live in ui/viewmodels/project.py)
+    def new_project(self) -> bool:
+        return project_vm.file_new(self.project, self)
 
-        self.document.doc.load_from(Document.new(self.document.doc.frame.width, self.document.doc.frame.height))
-        self.project_path = None
-        self.document.undo_stack.setClean()
-        self._update_title()
+    def open_project(self, path: str | None = None) -> bool:
+        return project_vm.file_open(self.project, self, path)
 
-    def open_project(self, path: str | None) -> None:
-        """Open a .aigc project (to be filled by the project feature)."""
-        self.show_message("Project files are not available in this build yet")
+    def save_project(self, path: str | None = None, ask: bool = False) -> bool:
+        if path is not None and not ask:
+            return self.project.save(path)
+        return project_vm.file_save(self.project, self, ask=ask)
 
-    def save_project(self, path: str | None = None, ask: bool = False) -> None:
-        """Save the document as a .aigc project (to be filled by the project feature); marks it clean."""
-        self.show_message("Project files are not available in this build yet")
-
-    def revert_project(self) -> None:
-        if self.project_path:
-            self.open_project(self.project_path)
+    def revert_project(self) -> bool:
+        return project_vm.file_revert(self.project, self)
 
     # -- worker
     def engine_options(self) -> EngineOptions:
@@ -721,6 +728,13 @@ class MainWindow(QMainWindow):
                 base64.b64encode(bytes(self.saveState())).decode())
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        from PySide6.QtGui import QGuiApplication
+
+        if QGuiApplication.platformName() == "offscreen":
+            self.project.shutdown()  # nobody can answer a question offscreen (tests, screenshots)
+        elif not project_vm.confirm_close(self.project, self):
+            event.ignore()
+            return
         self._closing = True
         if self.models.selected is not None:
             self.settings.set("last_model", self.models.selected.path)
