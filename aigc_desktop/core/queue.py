@@ -139,6 +139,15 @@ class JobQueue:
         with self._cond:
             return next((e for e in self._entries.values() if e.state is JobState.RUNNING), None)
 
+    def current(self) -> QueueEntry | None:
+        """The job the user sees as "the current one": the running job, else the next to run (a job just
+        submitted that the worker has not taken yet)."""
+        with self._cond:
+            running = next((e for e in self._entries.values() if e.state is JobState.RUNNING), None)
+            if running is None and self._pending:
+                return self._entries[self._pending[0]]
+            return running
+
     # -- worker side
     def take(self, timeout: float | None = None) -> QueueEntry | None:
         """Block until a job is pending (or the queue closes / times out) and mark it running."""

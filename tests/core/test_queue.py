@@ -222,3 +222,18 @@ def test_cancelling_a_running_job_wakes_the_worker_side():
     assert q.cancel(spec.id) and len(woken) == 2
     q.close()
     assert len(woken) == 3
+
+
+def test_current_job_is_the_running_one_else_the_next_to_run():
+    """Esc right after Generate cancels that job even before the worker has taken it."""
+    q = JobQueue()
+    assert q.current() is None
+    first, second = jobs.FakeJob(steps=200), jobs.FakeJob(steps=200)
+    q.submit(first)
+    q.submit(second)
+    assert q.current().spec.id == first.id  # nothing running yet: the next to run
+    assert q.cancel(q.current().spec.id)
+    assert q.state(first.id) is JobState.CANCELLED
+    assert q.current().spec.id == second.id
+    taken = q.take(timeout=1)
+    assert taken.spec.id == second.id and q.current() is taken

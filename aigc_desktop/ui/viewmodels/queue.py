@@ -62,8 +62,9 @@ class QueueViewModel(QObject):
         return self.queue.cancel(job_id)
 
     def cancel_running(self) -> bool:
-        running = self.queue.running()
-        return self.queue.cancel(running.spec.id) if running else False
+        """Cancel the current job (Esc, the Cancel button): the running one, or the one about to start."""
+        current = self.queue.current()
+        return self.queue.cancel(current.spec.id) if current else False
 
     def clear_done(self) -> None:
         self.queue.clear_done()
