@@ -353,17 +353,17 @@ class _EditParser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.found: dict[int, tuple[list[Node], int] | None] = {}
-        self.tail: dict[int, bool] = {}  # emphasis brackets whose last item is an edit or emphasis brackets
+        self.parity: dict[int, int] = {}  # per construct, see `parse`
         for pos in range(len(text) - 1, -1, -1):
             if text[pos] in "([":
                 self.found[pos] = self._construct(pos)
-                self.tail[pos] = self.last_tail
+                self.parity[pos] = self.last_parity
 
     def _prompt(self, pos: int) -> tuple[list[Node], int] | None:
         """Items up to the next `)]:|` that is not inside a construct; None when something cannot be read.
-        Sets self.last_tail: whether the last item was an edit or emphasis brackets (not an alternation)."""
+        Sets self.last_parity: the parity of the last item when it is an edit or emphasis brackets, else None."""
         text, nodes = self.text, []
-        self.last_tail = False
+        self.last_parity: int | None = None
         while pos < len(text):
             ch = text[pos]
             if ch in "([":
@@ -371,7 +371,7 @@ class _EditParser:
                 if inner is None:
                     return None
                 nodes += inner[0]
-                self.last_tail = not isinstance(inner[0][0], Alternate)
+                self.last_parity = None if isinstance(inner[0][0], Alternate) else self.parity[pos]
                 pos = inner[1]
             elif ch in ")]:|":
                 break
@@ -380,7 +380,7 @@ class _EditParser:
                 if m is None:  # a backslash with nothing (or a line break) after it
                     return None
                 nodes.append(m.group(0))
-                self.last_tail = False
+                self.last_parity = None
                 pos = m.end()
         return nodes, pos
 
@@ -410,8 +410,10 @@ class _EditParser:
                     return None
                 nodes = nodes + [":"] + second[0]
                 end, nxt = second[1], text[second[1]:second[1] + 1]
-            return (["("] + nodes + [")"], end + 1) if nxt == ")" else None  # last_tail: of the inside
+            self.last_parity = 0 if self.last_parity is None else 1 - self.last_parity
+            return (["("] + nodes + [")"], end + 1) if nxt == ")" else None
         if nxt == "]":
+            self.last_parity = 0 if self.last_parity is None else 1 - self.last_parity
             return ["["] + nodes + ["]"], end + 1
         if nxt == "|":
             options = [_merge_text(nodes)]
@@ -421,14 +423,14 @@ class _EditParser:
                     return None
                 options.append(_merge_text(option[0]))
                 end = option[1]
-            self.last_tail = False
+            self.last_parity = 0  # unused: an alternation is never read as characters
             return ([Alternate(tuple(options))], end + 1) if text[end:end + 1] == "]" else None
         if nxt != ":":
             return None
         when = self._when(end + 1)
         if when is not None:  # [to:when]
             (s1, number, s2), stop = when
-            self.last_tail = True
+            self.last_parity = 0
             return [Edit(None, _merge_text(nodes), number, (s1, s2))], stop
         second = self._prompt(end + 1)
         if second is None or text[second[1]:second[1] + 1] != ":":
@@ -437,7 +439,7 @@ class _EditParser:
         if when is None:
             return None
         (s1, number, s2), stop = when
-        self.last_tail = True
+        self.last_parity = 0
         return [Edit(_merge_text(nodes), _merge_text(second[0]), number, (s1, s2))], stop
 
     def _tokens(self, start: int, stop: int) -> list[tuple[str, Any]] | None:
@@ -465,11 +467,11 @@ class _EditParser:
         character. A1111's parser generator settles it by its internal order; measured against it on
         thousands of adversarial prompts, it reads a construct directly followed by k >= 1 stray characters
         as plain characters when
-            an edit:             k is even                         "[a:2]::", "[a:2][(" (but not "[a:2]:::")
-            emphasis brackets:   k is even, or their last item is an edit or emphasis brackets ("([a:2]):")
-            an alternation:      never
-        and otherwise as the construct; a construct read as characters has its inside read again at the top
-        level. Decided from the right, since what follows a construct can itself be read as characters."""
+            k + parity is even        "[a:2]::", "[a:2][(" (but not "[a:2]:" or "[a:2]:::"), "([a:2]):"
+        where an edit's parity is 0 and emphasis brackets' is 1 - that of their last item when it is an edit or
+        emphasis brackets, else 0; an alternation is never read as characters. A construct read as characters
+        has its inside read again at the top level. Decided from the right, since what follows a construct can
+        itself be read as characters."""
         tokens = self._tokens(0, len(self.text))
         if tokens is None:
             return None
@@ -482,13 +484,8 @@ class _EditParser:
                 strays = strays + 1 if kind == "stray" else 0
                 continue
             nodes, end = self.found[value]
-            single = nodes[0] if len(nodes) == 1 else None
-            if isinstance(single, Alternate):
-                dissolve = False
-            elif isinstance(single, Edit):
-                dissolve = strays > 0 and strays % 2 == 0
-            else:
-                dissolve = strays > 0 and (strays % 2 == 0 or self.tail[value])
+            alternation = len(nodes) == 1 and isinstance(nodes[0], Alternate)
+            dissolve = not alternation and strays > 0 and (strays + self.parity[value]) % 2 == 0
             if not dissolve:
                 out.extend(reversed(nodes))
                 strays = 0
