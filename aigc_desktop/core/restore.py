@@ -235,6 +235,11 @@ def regeneration(record: dict[str, Any], init_image: str | bytes | None = None, 
     job = record_to_job(record, init_image, mask, exact_device=exact_device)
     size = _positive_int(record.get("batch_size"))
     index = _positive_int(record.get("batch_index"), minimum=0)
+    if size is not None and size > 64:  # core.params' batch-size range: a record from disk may claim any number
+        from aigc_desktop.core.errors import InvalidParameter
+        from aigc_desktop.core.params import shown
+
+        raise InvalidParameter(f"the image's record: batch_size must be between 1 and 64, got {shown(size)}")
     if alone or size is None or size == 1 or index is None:
         return Regeneration(job, 0, 1)
     position = index % size
