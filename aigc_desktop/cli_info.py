@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
+from aigc_desktop.cli_output import print_text as _out
 from aigc_desktop.core.errors import UserError
 
 
@@ -26,13 +26,6 @@ def add_parser(sub) -> None:
     p.add_argument("--hash", action="store_true", help="models: also compute the SHA-256 (cached afterwards)")
 
 
-def _out(text: str) -> None:
-    """Print, even where the terminal cannot show every character of a prompt."""
-    try:
-        print(text)
-    except UnicodeEncodeError:
-        encoding = sys.stdout.encoding or "ascii"
-        print(text.encode(encoding, "replace").decode(encoding))
 
 
 def _is_model(path: Path) -> bool:

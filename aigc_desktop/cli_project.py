@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from aigc_desktop.cli_output import print_text as _out
 from aigc_desktop.core.errors import UserError
 
 
@@ -38,12 +39,6 @@ def add_generate_args(g: argparse.ArgumentParser) -> None:
                    help="also add the results to this project's history (created when missing)")
 
 
-def _out(text: str) -> None:
-    try:
-        print(text)
-    except UnicodeEncodeError:
-        encoding = sys.stdout.encoding or "ascii"
-        print(text.encode(encoding, "replace").decode(encoding))
 
 
 # ------------------------------------------------------------------------------------------------ info
