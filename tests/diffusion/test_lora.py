@@ -17,9 +17,7 @@ from aigc_desktop.core import paths
 from aigc_desktop.core.errors import ModelLoadError, UserError
 from aigc_desktop.core.jobs import DiffusionJob, ModelRef
 from aigc_desktop.core.params import GenerationParams, LoraRef
-from aigc_desktop.core.runner import EngineOptions
 from aigc_desktop.engines.diffusion import lora
-from aigc_desktop.engines.diffusion.engine import DiffusionEngine
 from aigc_desktop.testing.tiny import tiny_family_pipeline, tiny_sd_components, tiny_sd_pipeline
 from aigc_desktop.testing.tiny_lora import lora_deltas, save_diffusers_lora, save_kohya_lora
 from tests.image_compare import assert_images_close
@@ -42,13 +40,6 @@ def files(tmp_path_factory):
         kohya_sgm=save_kohya_lora(folder / "tinystyle_sgm.safetensors", deltas, alpha=2.0, sgm=True),
         diffusers=save_diffusers_lora(folder / "tinystyle_diffusers.safetensors", deltas, alpha=2.0),
         unet_only=save_kohya_lora(folder / "unet_only.safetensors", other, alpha=1.0))
-
-
-@pytest.fixture(scope="module")
-def engine():
-    eng = DiffusionEngine(EngineOptions(device="cpu", threads=1))
-    yield eng
-    eng.close()
 
 
 def generate(engine, model_path, **params):

@@ -20,20 +20,11 @@ from aigc_desktop.core.params import GenerationParams
 from aigc_desktop.core.runner import EngineOptions, Runner
 from aigc_desktop.engines.diffusion import images as mode_images
 from aigc_desktop.engines.diffusion import noise
-from aigc_desktop.engines.diffusion.engine import DiffusionEngine
 from aigc_desktop.testing.tiny import save_tiny_sd
 from tests.image_compare import assert_images_close
 
 SEED, VSEED, STEPS, CFG = 77, 5, 4, 5.0
 COMMON = dict(prompt="a house", negative_prompt="fog", steps=STEPS, cfg_scale=CFG, scheduler="euler_a")
-
-
-@pytest.fixture(scope="module")
-def engine():
-    torch.set_num_threads(1)
-    eng = DiffusionEngine(EngineOptions(device="cpu", threads=1))
-    yield eng
-    eng.close()
 
 
 @pytest.fixture(scope="module")

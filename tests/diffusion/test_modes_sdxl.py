@@ -18,9 +18,7 @@ from PIL import Image
 
 from aigc_desktop.core.jobs import DiffusionJob, ModelRef
 from aigc_desktop.core.params import GenerationParams
-from aigc_desktop.core.runner import EngineOptions
 from aigc_desktop.engines.diffusion import images as mode_images
-from aigc_desktop.engines.diffusion.engine import DiffusionEngine
 from aigc_desktop.testing.tiny import tiny_family_pipeline
 from tests.image_compare import assert_images_close
 
@@ -42,13 +40,6 @@ def sdxl(tmp_path_factory):
     mask.paste(255, (8, 24, 40, 56))
     mask.save(folder / "mask.png")
     return folder
-
-
-@pytest.fixture(scope="module")
-def engine():
-    eng = DiffusionEngine(EngineOptions(device="cpu", threads=1))
-    yield eng
-    eng.close()
 
 
 def ours(engine, path, **kwargs):

@@ -19,21 +19,11 @@ from safetensors.torch import save_file
 from aigc_desktop.core import paths
 from aigc_desktop.core.jobs import DiffusionJob, ModelRef
 from aigc_desktop.core.params import SCHEDULERS, GenerationParams
-from aigc_desktop.core.runner import EngineOptions
 from aigc_desktop.engines.diffusion import conditioning
-from aigc_desktop.engines.diffusion.engine import DiffusionEngine
 from aigc_desktop.testing.tiny import tiny_family_pipeline, tiny_sd_components
 from aigc_desktop.testing.tiny_lora import lora_deltas, save_kohya_lora
 
 pytestmark = pytest.mark.filterwarnings("ignore:Already found a `peft_config` attribute")
-
-
-@pytest.fixture(scope="module")
-def engine():
-    torch.set_num_threads(1)
-    eng = DiffusionEngine(EngineOptions(device="cpu", threads=1))
-    yield eng
-    eng.close()
 
 
 def spec(path, **kwargs) -> DiffusionJob:

@@ -10,8 +10,6 @@ import torch
 from aigc_desktop.core.errors import InvalidParameter
 from aigc_desktop.core.jobs import DiffusionJob, ModelRef
 from aigc_desktop.core.params import SCHEDULERS, GenerationParams
-from aigc_desktop.core.runner import EngineOptions
-from aigc_desktop.engines.diffusion.engine import DiffusionEngine
 from aigc_desktop.engines.diffusion.schedulers import make_scheduler
 from tests.image_compare import assert_images_close, assert_images_differ
 
@@ -33,13 +31,6 @@ WIDTH, HEIGHT = 72, 64  # not square, so that a swapped width and height shows
 SD2_CONFIG = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000,
               "steps_offset": 1, "prediction_type": "v_prediction", "timestep_spacing": "trailing",
               "set_alpha_to_one": False, "clip_sample": False}
-
-
-@pytest.fixture(scope="module")
-def engine():
-    eng = DiffusionEngine(EngineOptions(device="cpu", threads=1))
-    yield eng
-    eng.close()
 
 
 @pytest.fixture(scope="module")
