@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 from pathlib import Path
@@ -86,12 +85,15 @@ def run_options(out: Path, kind: str) -> dict[str, Any]:
     path = out / "config.json"
     if not path.is_file():
         return {}
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"Cannot read {path}: {exc}") from None
+    from aigc_desktop.core.params import shown
+    from aigc_desktop.core.safe_io import MiB, load_json_file
+
+    saved = load_json_file(path, f"run config {out.name}/config.json", max_bytes=MiB, max_depth=8)
+    if not isinstance(saved, dict):
+        raise UserError(f"{path} is not a run config (a JSON object), found {type(saved).__name__}")
     if saved.get("kind") not in (None, kind):
-        raise UserError(f"{out} is a {saved['kind']} run, not {kind}")
+        found = saved["kind"] if isinstance(saved["kind"], str) and len(saved["kind"]) <= 40 else shown(saved["kind"], 40)
+        raise UserError(f"{out} is a {found} run, not {kind}")
     return {k: v for k, v in saved.items() if k not in ("kind", "resume")}
 
 

@@ -176,9 +176,15 @@ class DiffusionTrainer(Trainer):
 
         stage = self.out / "vae_stage"
         done = stage / "model" / "config.json"
-        state = json.loads((stage / "model" / "training.json").read_text()) if done.is_file() and \
-            (stage / "model" / "training.json").is_file() else {}
-        if state.get("trained_steps", 0) < cfg.vae_steps:
+        trained = 0
+        if done.is_file() and (stage / "model" / "training.json").is_file():
+            from aigc_desktop.core.safe_io import MiB, load_json_file
+
+            state = load_json_file(stage / "model" / "training.json", "VAE stage's training.json", max_bytes=MiB)
+            trained = state.get("trained_steps") if isinstance(state, dict) else None
+            if isinstance(trained, bool) or not isinstance(trained, int):
+                trained = 0  # unreadable bookkeeping: train the stage again
+        if trained < cfg.vae_steps:
             self.status("Stage 1: training the VAE…")
             vae_cfg = VAEConfig(data=cfg.data, out=str(stage), resolution=cfg.resolution, steps=cfg.vae_steps,
                                 batch=min(cfg.batch, 16), lr=5e-4, seed=cfg.seed, device=cfg.device,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from aigc_desktop.core.errors import UserError
+from aigc_desktop.core.safe_io import MiB, load_json_file
 from aigc_desktop.training.runfiles import MODEL_DIR, SAMPLES_DIR, read_losses
 
 KEEP = ("MODEL_CARD.md",)  # files in DEST written by hand, kept across publishes
@@ -32,9 +33,11 @@ def model_steps(model: Path) -> int | None:
     """The training step an exported model was written at (each trainer records it), or None."""
     for name, path in (("training.json", ("trained_steps",)), ("vae_morph.json", ("trained_steps",)),
                        ("stylegan.json", ("source", "steps"))):
+        if not (model / name).is_file():
+            continue
         try:
-            value = json.loads((model / name).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            value = load_json_file(model / name, max_bytes=MiB, max_depth=16)
+        except UserError:
             continue
         for key in path:
             value = value.get(key) if isinstance(value, dict) else None
@@ -47,14 +50,16 @@ def summarize(run: str | Path, upto: int | None = None) -> RunSummary:
     """Steps, training time and final losses of a run (up to step `upto`: an exported model's step)."""
     run = Path(run)
     try:
-        config = json.loads((run / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        config = load_json_file(run / "config.json", "run config", max_bytes=MiB, max_depth=8)
+    except UserError as exc:
         raise UserError(f"{run} is not a training run folder: {exc}") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{run} is not a training run folder: its config.json is not a JSON object")
     rows = [r for r in read_losses(run) if upto is None or r.get("step", 0) <= upto]
     tail = rows[-5:]
     names = [k for k in (tail[-1] if tail else {}) if k not in ("step", "time")]
     final = {k: round(sum(r.get(k, 0.0) for r in tail) / len(tail), 5) for k in names}
-    return RunSummary(kind=config.get("kind", ""), steps=int(rows[-1]["step"]) if rows else 0,
+    return RunSummary(kind=config["kind"] if isinstance(config.get("kind"), str) else "", steps=int(rows[-1]["step"]) if rows else 0,
                       hours=round(float(rows[-1].get("time", 0.0)) / 3600, 2) if rows else 0.0,
                       final_losses=final, config=config)
 

@@ -34,9 +34,32 @@ def trainer_class(kind: str):
     return getattr(importlib.import_module(module), name)
 
 
+def _typed(value: Any, kind: Any, name: str) -> Any:
+    """A value that is not text (a saved run's config.json, the window's fields) must already have its type."""
+    import math
+
+    from aigc_desktop.core.params import shown
+
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        value = float(value) if ok else value
+    elif kind is str:
+        ok = False
+    else:
+        ok = True
+    if not ok:
+        raise UserError(f"Option {name} must be {getattr(kind, '__name__', kind)}, got {type(value).__name__} "
+                        f"{shown(value)}")
+    return value
+
+
 def _convert(value: Any, kind: Any, name: str) -> Any:
     if not isinstance(value, str):
-        return value
+        return _typed(value, kind, name)
     try:
         if kind is bool:
             if value.lower() in ("1", "true", "yes", "on"):

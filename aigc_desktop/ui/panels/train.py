@@ -6,7 +6,6 @@ The panel builds a TrainJob and submits it to the job queue; the training engine
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Callable
@@ -18,6 +17,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
 
 from aigc_desktop.core import jobs
 from aigc_desktop.core.errors import UserError
+from aigc_desktop.core.safe_io import MiB, load_json_file
 from aigc_desktop.training.registry import DESCRIPTIONS
 from aigc_desktop.training.runfiles import has_checkpoint, read_losses
 from aigc_desktop.ui.qt_image import pil_to_pixmap
@@ -238,26 +238,37 @@ class TrainPanel(QWidget):
         if exists:
             self._load_run_settings(Path(text))
             self.plot.clear()
-            for row in read_losses(text):
+            try:
+                rows = read_losses(text)
+            except UserError:  # a loss log too large or not a regular file: no plot, the run still resumes
+                rows = []
+            for row in rows:
                 self.plot.add(int(row.get("step", 0)), {k: v for k, v in row.items() if k not in ("step", "time")})
 
     def _load_run_settings(self, run: Path) -> None:
         """Continuing a run: take its kind, size, batch and planned steps from its config.json."""
-        try:
-            config = json.loads((run / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        if not (run / "config.json").is_file():
             return
-        index = self.kind.findData(config.get("kind"))
+        try:
+            config = load_json_file(run / "config.json", "run config", max_bytes=MiB, max_depth=8)
+        except UserError:
+            return
+        if not isinstance(config, dict):
+            return
+        # The folder may come from anyone: only values of the right type and range are taken.
+        kind, resolution = config.get("kind"), config.get("resolution")
+        index = self.kind.findData(kind) if isinstance(kind, str) else -1
         if index >= 0:
             self.kind.setCurrentIndex(index)
-        size = self.resolution.findData(config.get("resolution"))
+        size = self.resolution.findData(resolution) if type(resolution) is int and 0 < resolution <= 1 << 16 else -1
         if size >= 0:
             self.resolution.setCurrentIndex(size)
         for box, key in ((self.steps, "steps"), (self.batch, "batch")):
-            if isinstance(config.get(key), int):
-                box.setValue(config[key])
-        if config.get("data") and not self.data.text():
-            self.data.setText(str(config["data"]))
+            value = config.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and box.minimum() <= value <= box.maximum():
+                box.setValue(value)
+        if isinstance(config.get("data"), str) and config["data"] and not self.data.text():
+            self.data.setText(config["data"][:4096])
 
     # -- commands
     def spec(self) -> jobs.TrainJob:
