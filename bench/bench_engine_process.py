@@ -31,6 +31,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aigc_desktop  # noqa: E402,F401 - offline flags
+from common import alternating_ratio, bare_diffusers  # noqa: E402 - this script's folder is on sys.path
 
 STAMPED = {"fake": "aigc_desktop.testing.host_engines:StampedFakeEngine"}
 
@@ -173,28 +174,14 @@ def process_ratio(model_dir: Path, size: int, steps: int, repeats: int) -> tuple
     import torch
 
     from aigc_desktop.core.runner import Runner
-    from aigc_desktop.engines.diffusion.schedulers import make_scheduler
 
     torch.set_num_threads(1)
     model = Runner(EngineOptions(device="cpu", threads=1)).engine_for("diffusion").model(
         DiffusionJob(model=ModelRef(str(model_dir)), params=params))
-    pipe = type(model.pipe)(**{**model.pipe.components, "scheduler": make_scheduler("euler_a", model.scheduler_config)})
-    pipe.set_progress_bar_config(disable=True)
-
-    def bare() -> float:
-        t = time.perf_counter()
-        pipe(params.prompt, negative_prompt="", num_inference_steps=steps, guidance_scale=params.cfg_scale,
-             width=size, height=size, generator=torch.Generator("cpu").manual_seed(1))
-        return time.perf_counter() - t
-
-    bare()
-    ours, theirs = [], []
-    for _ in range(repeats):
-        theirs.append(bare())
-        ours.append(through_process())
-    client.stop()
-    a, b = statistics.median(ours), statistics.median(theirs)
-    return a / b, a, b
+    try:
+        return alternating_ratio(through_process, bare_diffusers(model, params, size, steps), repeats)
+    finally:
+        client.stop()
 
 
 class Transport:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -25,15 +24,13 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aigc_desktop  # noqa: E402,F401 - offline flags
+from common import alternating_ratio, bare_diffusers  # noqa: E402 - this script's folder is on sys.path
 
 
 def runner_ratio(model_dir: Path, size: int, steps: int, repeats: int) -> tuple[float, float, float]:
-    import torch
-
     from aigc_desktop.core.jobs import DiffusionJob, ModelRef
     from aigc_desktop.core.params import GenerationParams
     from aigc_desktop.core.runner import Runner
-    from aigc_desktop.engines.diffusion.schedulers import make_scheduler
 
     runner = Runner()
     params = GenerationParams(prompt="a red apple on a wooden table", seed=1, steps=steps, width=size, height=size,
@@ -48,23 +45,7 @@ def runner_ratio(model_dir: Path, size: int, steps: int, repeats: int) -> tuple[
 
     through_runner()  # loads the model into the engine's cache, hashes it once
     model = runner.engine_for("diffusion").model(DiffusionJob(model=ModelRef(str(model_dir)), params=params))
-    pipe = type(model.pipe)(**{**model.pipe.components,
-                                "scheduler": make_scheduler("euler_a", model.scheduler_config)})
-    pipe.set_progress_bar_config(disable=True)
-
-    def bare() -> float:
-        t = time.perf_counter()
-        pipe(params.prompt, negative_prompt="", num_inference_steps=steps, guidance_scale=params.cfg_scale,
-             width=size, height=size, generator=torch.Generator("cpu").manual_seed(1))
-        return time.perf_counter() - t
-
-    bare()
-    ours, theirs = [], []
-    for _ in range(repeats):
-        theirs.append(bare())
-        ours.append(through_runner())
-    a, b = statistics.median(ours), statistics.median(theirs)
-    return a / b, a, b
+    return alternating_ratio(through_runner, bare_diffusers(model, params, size, steps), repeats)
 
 
 def gui_latency(model_dir: Path, size: int, steps: int, jobs_count: int) -> list[float]:
