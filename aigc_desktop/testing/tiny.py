@@ -12,34 +12,18 @@ from typing import Any
 import aigc_desktop  # noqa: F401 - offline flags before diffusers/transformers
 
 
+# The tokenizers are production code (engines/diffusion/tokenizers.py), imported when first used so that
+# importing this module stays cheap (no diffusers).
 def bytes_to_unicode() -> dict[int, str]:
-    # GPT-2 / CLIP byte-to-symbol table.
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs]))
+    from aigc_desktop.engines.diffusion.tokenizers import bytes_to_unicode as table
+
+    return table()
 
 
 def byte_level_tokenizer(pad_token: str = "<|endoftext|>"):
-    """A CLIP tokenizer over bytes: 256 byte symbols, the same with </w>, BOS, EOS (514 tokens), no merges.
+    from aigc_desktop.engines.diffusion.tokenizers import byte_level_tokenizer as build
 
-    It tokenizes any prompt (any unicode) without a vocabulary file."""
-    from transformers import CLIPTokenizer
-
-    symbols = list(bytes_to_unicode().values())
-    vocab: dict[str, int] = {}
-    for s in symbols:
-        vocab[s] = len(vocab)
-    for s in symbols:
-        vocab[s + "</w>"] = len(vocab)
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77, pad_token=pad_token)
+    return build(pad_token)
 
 
 def tiny_sd_components(seed: int = 0, cross_attention_dim: int = 32, in_channels: int = 4,

@@ -80,7 +80,7 @@ def load_tokenizer(folder: str = ""):
     from transformers import CLIPTokenizer
 
     if folder == "bytes":
-        from aigc_desktop.testing.tiny import byte_level_tokenizer
+        from aigc_desktop.engines.diffusion.tokenizers import byte_level_tokenizer
 
         return byte_level_tokenizer()
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 
-from aigc_desktop.testing.tiny import bytes_to_unicode  # noqa: E402 - the GPT-2 / CLIP byte-to-symbol table
+from aigc_desktop.engines.diffusion.tokenizers import bytes_to_unicode  # noqa: E402 - the GPT-2 / CLIP byte table
 
 N_MERGES = 49152 - 256 - 2  # 48,894: what CLIP uses of the file
 
