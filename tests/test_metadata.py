@@ -13,7 +13,8 @@ from sd_parsers import ParserManager
 from aigc_desktop.core import metadata
 from aigc_desktop.core.metadata import (a1111_parameters, read_image_metadata, read_record, record_to_params,
                                         save_png)
-from aigc_desktop.core.metadata_readers import a1111_scheduler, split_a1111
+from aigc_desktop.core.metadata.a1111 import split_a1111
+from aigc_desktop.core.metadata.samplers import a1111_scheduler
 from aigc_desktop.core.params import SCHEDULERS
 from tests.image_compare import assert_images_close, assert_images_differ
 

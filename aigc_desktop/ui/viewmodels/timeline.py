@@ -22,7 +22,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from aigc_desktop.core import interpolate as ip
 from aigc_desktop.core import jobs
 from aigc_desktop.core.errors import InvalidParameter, UserError
-from aigc_desktop.core.params import GenerationParams
+from aigc_desktop.core.params import GenerationParams, params_from_record
 
 log = logging.getLogger(__name__)
 
@@ -169,14 +169,23 @@ class TimelineViewModel(QObject):
     def add_record(self, record: dict[str, Any], image: Any = None, source: str | None = None) -> int:
         """A keyframe from a generation record (history item, layer): its prompt and seed (diffusion), its
         seed and truncation (StyleGAN), and its picture (VAE morph)."""
+        if not isinstance(record, dict):
+            raise InvalidParameter(f"{source or 'record'} is not a JSON object (found {type(record).__name__})")
         engine = record.get("engine")
-        k = ip.Keyframe(label=str(record.get("prompt") or record.get("seed") or "")[:24], image=source)
+        # Records come from files too (an imported PNG's layer): prompt, negative and seed are taken through
+        # the validated path (types and ranges, one line naming the field), not by hand.
+        fields = {name: record[name] for name in ("prompt", "negative_prompt", "seed")
+                  if record.get(name) is not None}
+        p = params_from_record(fields, base=GenerationParams(), source=source or "record")
+        seed = max(0, p.seed)  # -1 (random) has no picture to travel from: seed 0
+        k = ip.Keyframe(label=str(p.prompt or seed or "")[:24], image=source)
         if engine == "diffusion" or "prompt" in record:
-            k = replace(k, prompt=str(record.get("prompt") or ""), negative=str(record.get("negative_prompt") or ""),
-                        seed=int(record.get("seed") or 0))
+            k = replace(k, prompt=p.prompt, negative=p.negative_prompt, seed=seed)
         if engine == "stylegan":
-            k = replace(k, seed=int(record.get("seed") or 0),
-                        truncation_psi=float(record["truncation_psi"]) if "truncation_psi" in record else None)
+            psi = record.get("truncation_psi")
+            if psi is not None and (isinstance(psi, bool) or not isinstance(psi, (int, float))):
+                raise InvalidParameter(f"{source or 'record'}: truncation_psi must be a number, got {psi!r:.24}")
+            k = replace(k, seed=seed, truncation_psi=float(psi) if psi is not None else None)
         return self.add_keyframe(k, image=image)
 
     def remove(self, index: int) -> None:
@@ -391,14 +400,13 @@ class TimelineViewModel(QObject):
             raise InvalidParameter(f"Unknown travel '{travel}' in the saved timeline")
         timeline = ip.Timeline.from_state(state.get("timeline"))
         try:  # the rest is checked as it is read: a bad file fails with one line, nothing half-loaded
-            known = set(GenerationParams.__dataclass_fields__)
-            params = {k: v for k, v in dict(state.get("params") or {}).items() if k in known}
-            params = replace(GenerationParams(), **params) if params else self.params
-            if params.loras or params.extra:
-                params = replace(params, loras=(), extra=())
-            from aigc_desktop.core.params import validate
-
-            validate(params)  # InvalidParameter, one line
+            saved = state.get("params")
+            if saved is None or saved == {}:
+                params = self.params
+            else:  # the validated path for records from disk: field types, then validate(); one line
+                if isinstance(saved, dict):
+                    saved = {k: v for k, v in saved.items() if k != "loras"}  # LoRAs are not kept in a timeline
+                params = params_from_record(saved, base=GenerationParams(), source="Not a timeline: params")
             model = state.get("model")
             if model is not None:
                 fields = set(jobs.ModelRef.__dataclass_fields__)
