@@ -4,6 +4,7 @@ back in the staging strip over the frame, so nothing made is lost by not accepti
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from PySide6.QtCore import QSize, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices, QIcon
@@ -38,6 +39,8 @@ class HistoryPanel(QWidget):
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._menu)
         self.list.itemActivated.connect(self._activate)
+        # More context-menu entries from other parts of the window: (text, callable(HistoryItem)).
+        self.extra_actions: list[tuple[str, Callable[[HistoryItem], None]]] = []
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.list)
@@ -90,6 +93,8 @@ class HistoryPanel(QWidget):
         show.triggered.connect(lambda: self.stage(entry))
         use = menu.addAction("Use as init image file (More options)")
         use.triggered.connect(lambda: self.use_as_init_requested.emit(entry))
+        for text, fn in self.extra_actions:
+            menu.addAction(text).triggered.connect(lambda _checked=False, fn=fn: fn(entry))
         if entry.path:
             folder = menu.addAction("Open containing folder")
             folder.triggered.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(entry.path).parent))))

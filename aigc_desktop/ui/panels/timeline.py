@@ -14,11 +14,12 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, QPointF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QListWidget, QListWidgetItem, QMessageBox, QPushButton, QSizePolicy,
+                               QLineEdit, QListWidget, QListWidgetItem, QMenu, QMessageBox, QPushButton, QSizePolicy,
                                QSlider, QSpinBox, QVBoxLayout, QWidget)
 
 from aigc_desktop.core import interpolate as ip
 from aigc_desktop.core.errors import UserError
+from aigc_desktop.core.params import MAX_SEED
 from aigc_desktop.ui.qt_image import pil_to_pixmap
 from aigc_desktop.ui.viewmodels.timeline import TRAVEL_LABELS, TimelineViewModel
 
@@ -81,7 +82,9 @@ class RenderedBar(QWidget):
 
 class TimelinePanel(QWidget):
     send_to_canvas = Signal(object, object)  # PIL image, record of the frame shown
-    keyframes_from_canvas = Signal()  # the user asked for keyframes from the selected layers (the window answers)
+    # The user asked for keyframes from the canvas: 'selected' (the selected layer), 'visible' (every visible
+    # layer, bottom to top) or 'history' (the items selected in the History strip). The window answers.
+    keyframes_from_canvas = Signal(str)
 
     def __init__(self, vm: TimelineViewModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -143,6 +146,15 @@ class TimelinePanel(QWidget):
         self.strip.setToolTip("Keyframes: drag to reorder")
         self.add_files_button = QPushButton("Add files…")
         self.add_canvas_button = QPushButton("From canvas")
+        self.add_canvas_button.setToolTip("Keyframes from the canvas's layers or the History strip")
+        canvas_menu = QMenu(self.add_canvas_button)
+        self.canvas_actions = {}
+        for key, text in (("selected", "Selected layer"), ("visible", "All visible layers (bottom to top)"),
+                          ("history", "Selected history item")):
+            action = canvas_menu.addAction(text)
+            action.triggered.connect(lambda _checked=False, key=key: self.keyframes_from_canvas.emit(key))
+            self.canvas_actions[key] = action
+        self.add_canvas_button.setMenu(canvas_menu)
         self.add_key_button = QPushButton("Add")
         self.add_key_button.setToolTip("Add a keyframe (prompt and seed, or seed)")
         self.remove_button = QPushButton("Remove")
@@ -150,8 +162,9 @@ class TimelinePanel(QWidget):
         # -- keyframe editor
         self.prompt = QLineEdit()
         self.prompt.setPlaceholderText("keyframe prompt")
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
+        self.seed = QDoubleSpinBox()  # seeds go up to 2**32 - 1 (QSpinBox stops at 2**31 - 1)
+        self.seed.setDecimals(0)
+        self.seed.setRange(0, MAX_SEED)
         self.hold = QSpinBox()
         self.hold.setRange(0, ip.MAX_HOLD)
         self.hold.setSuffix(" hold")
@@ -262,7 +275,6 @@ class TimelinePanel(QWidget):
         self.render_button.clicked.connect(self.render)
         self.export_button.clicked.connect(self._choose_export)
         self.add_files_button.clicked.connect(self._choose_files)
-        self.add_canvas_button.clicked.connect(self.keyframes_from_canvas)
         self.add_key_button.clicked.connect(self.add_keyframe)
         self.remove_button.clicked.connect(self.remove_selected)
         self.strip.currentRowChanged.connect(self._on_select)
