@@ -218,6 +218,11 @@ def _measured_size(measured_at: Any, params: Any) -> tuple[int, int, int]:
     return p.width, p.height, max(1, p.batch_size)
 
 
+def warnings_for(memory: int, seconds: float, device: DeviceInfo) -> tuple[str, ...]:
+    """The warning lines for a memory and time estimate on `device` (several jobs added up: the window)."""
+    return _warnings(memory, seconds, device)
+
+
 def _warnings(memory: int, seconds: float, device: DeviceInfo) -> tuple[str, ...]:
     out = []
     where = device.name or device.kind.upper()

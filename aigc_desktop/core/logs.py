@@ -33,6 +33,14 @@ def log_file() -> Path:
     return log_dir() / LOG_FILE
 
 
+def log_file_in_use() -> Path | None:
+    """The file setup() writes to, or None when it has not run (or could not open one)."""
+    for handler in logging.getLogger().handlers:
+        if getattr(handler, _MARK, False) and isinstance(handler, logging.FileHandler):
+            return Path(handler.baseFilename)
+    return None
+
+
 class ConsoleFormatter(logging.Formatter):
     """One line per record: a traceback is replaced by a pointer to the log file."""
 
@@ -63,9 +71,11 @@ class _Stderr(logging.StreamHandler):
         pass
 
 
-def setup(level: int = logging.INFO, console: bool = True, file: bool = True) -> Path | None:
+def setup(level: int = logging.INFO, console: bool = True, file: bool = True,
+          console_level: int | None = None) -> Path | None:
     """Install the console and file handlers on the root logger; returns the log file (None when the
-    folder cannot be written: then the console is all there is, and it says so once)."""
+    folder cannot be written: then the console is all there is, and it says so once). `console_level`:
+    the least the console shows (the CLI: warnings only), the file still gets `level`."""
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, _MARK, False)]:
         root.removeHandler(handler)
@@ -88,6 +98,8 @@ def setup(level: int = logging.INFO, console: bool = True, file: bool = True) ->
     if console:
         stream = _Stderr()
         stream.setFormatter(ConsoleFormatter(path))
+        if console_level is not None:
+            stream.setLevel(console_level)
         setattr(stream, _MARK, True)
         root.addHandler(stream)
     if problem:
