@@ -48,11 +48,12 @@ class QueuePanel(QWidget):
                 self.list.setCurrentItem(item)
 
     def _text(self, row) -> str:
-        text = f"{_STATE_MARK[row.state]} {row.title} — {row.state.value}"
+        state = "not saved" if getattr(row, "unsaved", False) else row.state.value
+        text = f"{_STATE_MARK[row.state]} {row.title} — {state}"
         if row.state is JobState.RUNNING and row.total:
             text += f" {row.step}/{row.total}"
         if row.state is JobState.FAILED and row.message:
-            text += f": {row.message}"
+            text += f": {row.message.removeprefix('Not saved: ') if row.unsaved else row.message}"
         return text
 
     @Slot(str, int, int, float, object)

@@ -23,6 +23,7 @@ class JobRow:
     total: int = 0
     message: str = ""
     spec: jobs.JobSpec | None = None  # what was submitted (its target says where results go)
+    unsaved: bool = False  # failed to save: its images exist (staged) but are not on disk
 
 
 class QueueViewModel(QObject):
@@ -39,6 +40,9 @@ class QueueViewModel(QObject):
     preview_event = Signal(str, object)  # id, jobs.Preview (with the batch index)
     job_finished = Signal(str, object)  # id, jobs.Finished
     job_failed = Signal(str, str, str)  # id, message, details
+    # id, jobs.SaveFailed: the images were made but not saved (never "done"; not a job_failed either: the
+    # images ride along so they can be staged and saved elsewhere)
+    job_unsaved = Signal(str, object)
     job_cancelled = Signal(str)
 
     def __init__(self, queue: JobQueue | None = None, parent: QObject | None = None) -> None:
@@ -102,6 +106,12 @@ class QueueViewModel(QObject):
             row.state = JobState.FINISHED
             self.jobs_changed.emit()
             self.job_finished.emit(event.job_id, event)
+        elif isinstance(event, jobs.SaveFailed):  # before Failed: it is one
+            row.state, row.message = JobState.FAILED, event.message
+            row.unsaved = True
+            log.warning("Job %s: %s", event.job_id, event.message)
+            self.jobs_changed.emit()
+            self.job_unsaved.emit(event.job_id, event)
         elif isinstance(event, jobs.Failed):
             row.state, row.message = JobState.FAILED, event.message
             log.error("Job %s failed: %s\n%s", event.job_id, event.message, event.details)

@@ -32,6 +32,7 @@ class ResultsViewModel(QObject):
         self.queue, self.document, self.models, self.stylegan = queue, document, models, stylegan
         queue.preview_event.connect(self.on_preview)
         queue.job_finished.connect(self.on_finished)
+        queue.job_unsaved.connect(self.on_unsaved)
         for signal in (queue.job_failed, queue.job_cancelled):
             signal.connect(self.on_ended)
 
@@ -57,7 +58,13 @@ class ResultsViewModel(QObject):
         self.document.clear_preview()
 
     @Slot(str, object)
-    def on_finished(self, job_id: str, event: jobs.Finished) -> None:
+    def on_unsaved(self, job_id: str, event: jobs.SaveFailed) -> None:
+        """Made but not saved: staged like a finished job's images (those not saved have no path), so the
+        user can accept them onto the canvas or export them elsewhere."""
+        self.on_finished(job_id, event)
+
+    @Slot(str, object)
+    def on_finished(self, job_id: str, event: jobs.Finished | jobs.SaveFailed) -> None:
         self.document.clear_preview()
         spec = self.queue.spec(job_id)
         family = (event.records[0].get("model") or {}).get("family") if event.records else None
