@@ -411,7 +411,15 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, setup_logging: bool | None = None) -> int:
+    """The command line. Logging goes through core.logs (one line per problem on the console, details and
+    tracebacks in the log file); it is set up when run as a program (`argv` None) or when asked."""
+    if setup_logging if setup_logging is not None else argv is None:
+        import logging
+
+        from aigc_desktop.core import logs
+
+        logs.setup(console_level=logging.WARNING)
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
@@ -427,3 +435,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Cancelled.", file=sys.stderr)
         return EXIT_CANCELLED
+    except Exception as exc:  # noqa: BLE001 - a bug: one line here, its traceback in the log file
+        import logging
+
+        from aigc_desktop.core import logs
+
+        if logs.log_file_in_use() is None:
+            raise  # no log file to hold the details: Python's own traceback
+        logging.getLogger("aigc_desktop.cli").error("%s: %s", type(exc).__name__, exc, exc_info=exc)
+        return EXIT_FAILED

@@ -1,4 +1,4 @@
-"""Application entry point: the window is shown first; torch loads afterwards in the worker thread."""
+"""Application entry point: the window is shown first; the engine process (where torch loads) starts after."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from aigc_desktop.core.settings import Settings
     from aigc_desktop.ui.main_window import MainWindow
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from aigc_desktop.core import logs
+
+    logs.setup(logging.INFO)  # one line per problem in the terminal, the details in the log file
     app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
     app.setApplicationName("AIGC Desktop")
     app.setOrganizationName("aigc-desktop")
@@ -36,7 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     heartbeat.timeout.connect(lambda: None)
     heartbeat.start(250)
     code = app.exec()
-    window.stop_worker()  # never leave the worker running past the event loop
+    window.stop_worker()  # never leave the engine client running past the event loop
+    from aigc_desktop.ui import engine_client
+
+    engine_client.shutdown()  # every engine process gone (within 3 s) before the interpreter ends
     return code
 
 

@@ -41,8 +41,10 @@ from aigc_desktop.ui.viewmodels.generation import GenerationViewModel
 from aigc_desktop.ui.viewmodels.models import ModelsViewModel
 from aigc_desktop.ui.viewmodels.queue import QueueViewModel
 from aigc_desktop.ui.viewmodels.results import ResultsViewModel
+from aigc_desktop.ui.viewmodels import preflight
 from aigc_desktop.ui.viewmodels.stylegan import StyleGANViewModel
-from aigc_desktop.ui.worker import Worker
+from aigc_desktop.ui import engine_client
+from aigc_desktop.ui.engine_client import EngineClient
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,9 @@ class MainWindow(QMainWindow):
         self.resize(1400, 860)
         self.settings = settings or Settings.load()
         self._engines = engines
-        self.worker: Worker | None = None
+        self.worker: EngineClient | None = None
+        # Asked before a job whose estimate exceeds the device ("Run anyway"?); tests replace it.
+        self.confirm = lambda verdict: preflight.ask(self, verdict)
         self._closing = False
         self._native_shown = 512  # the size the prompt panel starts with
         self.project_path: str | None = None
@@ -72,7 +76,7 @@ class MainWindow(QMainWindow):
         self.models = ModelsViewModel(self.settings.model_search_dirs(), parent=self)
         self.document = DocumentViewModel(parent=self)
         self.generation = GenerationViewModel(self.document, parent=self)
-        self.stylegan = StyleGANViewModel(self.engine_options(), parent=self)
+        self.stylegan = StyleGANViewModel(self.engine_options(), engines=self._live_engines(engines), parent=self)
         self.results = ResultsViewModel(self.queue, self.document, self.models, self.stylegan, parent=self)
         # The open project file (ProjectViewModel: unsaved state, autosave, recent files, recovery).
         self.project = project_vm.ProjectViewModel(self.document, self.settings, parent=self)
@@ -168,6 +172,7 @@ class MainWindow(QMainWindow):
         self.queue.status_changed.connect(self._on_status)
         self.queue.job_finished.connect(self._on_finished)
         self.queue.job_failed.connect(self._on_failed)
+        self.queue.job_unsaved.connect(self._on_unsaved)
         self.queue.job_cancelled.connect(self._on_cancelled)
         self.canvas.message.connect(self.show_message)
         self.document.message.connect(self.show_message)
@@ -305,6 +310,12 @@ class MainWindow(QMainWindow):
             view.addAction(dock.toggleViewAction())
         view.addAction(self.canvas_toolbar.toggleViewAction())
 
+        help_menu = bar.addMenu("&Help")
+        self.help_menu = help_menu
+        self.open_log_action = self._action(help_menu, "Open log folder", self.open_log_folder,
+                                            tip="The app's log: every problem with its details")
+        self._action(help_menu, "About AIGC Desktop", self.show_about)
+
     # -- title, messages
     def _update_title(self, *_args) -> None:
         project = getattr(self, "project", None)
@@ -321,6 +332,29 @@ class MainWindow(QMainWindow):
     @Slot(str, bool)
     def _on_panel_message(self, text: str, error: bool) -> None:
         self.show_message(text, error, details=self.prompt_panel.last_message[2])
+
+    def open_log_folder(self) -> bool:
+        from aigc_desktop.core import logs
+
+        folder = logs.log_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        return QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+    def about_text(self) -> str:
+        from aigc_desktop.core import logs
+
+        lines = [f"AIGC Desktop {__version__}", "Offline image generation: diffusion, StyleGAN, VAE morphs."]
+        for engine in engine_client.engine_processes():
+            info = engine.device_info
+            where = f"{info.name or info.kind}" if info is not None else engine.device
+            lines.append(f"Engine process {engine.pid} on {where} (restarted {engine.restarts}×)")
+        lines.append(f"Log: {logs.log_file()}")
+        return "\n".join(lines)
+
+    def show_about(self) -> None:
+        from PySide6.QtWidgets import QMessageBox
+
+        QMessageBox.about(self, "About AIGC Desktop", self.about_text())
 
     def show_undo_history(self) -> None:
         if not hasattr(self, "undo_view"):
@@ -370,12 +404,19 @@ class MainWindow(QMainWindow):
                              memory_budget_gb=s.get("memory_budget_gb"), offload=s.get("offload"),
                              outputs_dir=str(s.outputs_dir()) if s.get("save_outputs") else "")
 
+    @staticmethod
+    def _live_engines(engines: dict | None) -> dict | None:
+        """Engine instances given for tests serve the live view too when they are of its kind; else the live
+        view runs in the device's engine process, like the main queue."""
+        return {k: v for k, v in engines.items() if k == "stylegan"} or None if engines else None
+
     @Slot()
     def start_worker(self) -> None:
-        """Start the worker (torch is imported there, after the window is shown). The one place a worker is
-        made: the engine process client replaces it here."""
+        """Start the engine client (the device's engine process; torch is imported there, never here). The one
+        place it is made; with engine instances (tests) it runs them in a thread."""
         if self.worker is None and not self._closing:
-            self.worker = Worker(self.queue.queue, self.engine_options(), engines=self._engines)
+            self.worker = EngineClient(self.queue.queue, self.engine_options(), engines=self._engines)
+            self.worker.engine_message.connect(self._on_engine_message)
             self.worker.start()
 
     def stop_worker(self) -> None:
@@ -414,6 +455,8 @@ class MainWindow(QMainWindow):
         """Queue what the prompt (or StyleGAN) panel describes; returns the first job's id."""
         try:
             specs = self.build_jobs()
+            if not self._preflight(specs):
+                return None
             ids = [self.queue_job(spec) for spec in specs]
         except (UserError, ValueError) as exc:
             self.show_message(str(exc), error=True)
@@ -426,10 +469,17 @@ class MainWindow(QMainWindow):
     def submit_job(self, spec: jobs.JobSpec) -> str | None:
         """Queue a ready spec (StyleGAN seed grids, walks, training): the one way every panel submits."""
         try:
-            return self.queue_job(spec)
+            return self.queue_job(spec) if self._preflight([spec]) else None
         except (UserError, ValueError) as exc:
             self.show_message(str(exc), error=True)
             return None
+
+    def _preflight(self, specs: list[jobs.JobSpec]) -> bool:
+        """The estimate against the device: False when it warned and the user cancelled (nothing queued)."""
+        if preflight.allowed(specs, self.worker, self.settings.get("device"), self.confirm):
+            return True
+        self.status.showMessage("Not queued: the estimate was too big", 8000)
+        return False
 
     @Slot(str)
     def convert_stylegan(self, path: str) -> str | None:
@@ -464,8 +514,9 @@ class MainWindow(QMainWindow):
 
             apply_theme(self.settings.get("theme"))
             self.canvas_toolbar.refresh_icons()  # drawn in the theme's text colour
+            self.stylegan.set_options(self.engine_options())
             if self.worker is not None and self.queue.queue.running() is None:
-                # New device / thread settings take effect with a fresh worker.
+                # New device / thread settings take effect with a fresh engine client.
                 self.stop_worker()
                 self.start_worker()
 
@@ -607,6 +658,18 @@ class MainWindow(QMainWindow):
         self.status.showMessage("Failed", 15000)
         self.show_message(message, error=True, details=details)
 
+    @Slot(str, object)
+    def _on_unsaved(self, job_id: str, event: jobs.SaveFailed) -> None:
+        """Made but not saved: never "Done"; the images wait in the staging strip (ResultsViewModel)."""
+        self._job_done()
+        self.progress.setValue(0)
+        self.status.showMessage("Not saved", 15000)
+        self.show_message(event.message, error=True, details=event.details)
+
+    @Slot(str)
+    def _on_engine_message(self, text: str) -> None:
+        self.show_message(text, error=True)
+
     @Slot(str)
     def _on_cancelled(self, job_id: str) -> None:
         self._job_done()
@@ -740,6 +803,11 @@ class MainWindow(QMainWindow):
             self.settings.set("last_model", self.models.selected.path)
         self.settings.set("window_state", self._layout_state())
         self._save_settings()
+        # Every lane of every engine process at once (quit returns within 3 s, a stuck step gets its engine
+        # killed); the clients then find their lanes gone.
+        self.queue.queue.cancel_all()
+        self.stylegan.live_queue.queue.cancel_all()
+        engine_client.shutdown()
         self.stop_worker()
         self.stylegan.shutdown()
         self.models.join()

@@ -1,7 +1,8 @@
 """StyleGAN panel state and the live view.
 
-The image follows the sliders: every change is a live request. Live renders run on their own queue and
-worker thread (the same runner and engine code as every job), so they never wait behind diffusion jobs,
+The image follows the sliders: every change is a live request. Live renders run on their own queue, served
+by their own lane of the device's engine process (ui/engine_client.py: the same process, runner and engine
+code as the main queue's jobs, in a thread of its own there), so they never wait behind diffusion jobs,
 never reach history and are never saved. Requests coalesce in a latest-only slot: at most one live job is
 in flight; while it runs, each new request replaces the pending one, so only the newest pending request
 ever runs and the view never lags behind a backlog. "Generate" builds the same spec without `live` for
@@ -21,7 +22,7 @@ from aigc_desktop.core import jobs
 from aigc_desktop.core.errors import UserError
 from aigc_desktop.core.runner import EngineOptions
 from aigc_desktop.ui.viewmodels.queue import QueueViewModel
-from aigc_desktop.ui.worker import Worker
+from aigc_desktop.ui.engine_client import EngineClient
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,9 @@ class StyleGANViewModel(QObject):
         self.live_queue.job_finished.connect(self._on_done)
         self.live_queue.job_cancelled.connect(self._on_cancelled)
         self.live_queue.job_failed.connect(self._on_failed)
-        self.worker: Worker | None = None
+        self.live_queue.job_unsaved.connect(self._on_done)  # never saved, but the slot must come free
+        self.worker: EngineClient | None = None
+        self._worker_options = self.options
         self._in_flight: str | None = None
         self._pending: jobs.StyleGANJob | None = None
         self.submitted: list[jobs.StyleGANJob] = []  # live jobs that actually ran (for the curious and tests)
@@ -192,6 +195,9 @@ class StyleGANViewModel(QObject):
 
     def _submit(self, spec: jobs.StyleGANJob) -> None:
         self._pending = None
+        if self.worker is not None and self._worker_options != self.options:  # nothing in flight now
+            self.worker.stop()  # new settings: a fresh lane, before the job is queued
+            self.worker = None
         try:
             self._in_flight = self.live_queue.submit(spec)
         except (UserError, ValueError) as exc:
@@ -201,9 +207,16 @@ class StyleGANViewModel(QObject):
         self.busy_changed.emit(True)
         self._start_worker()
 
+    def set_options(self, options: EngineOptions) -> None:
+        """New engine settings (device, threads): the live view's lane follows with its next render."""
+        self.options = replace(options, outputs_dir="")
+
     def _start_worker(self) -> None:
         if self.worker is None:
-            self.worker = Worker(self.live_queue.queue, self.options, engines=self._engines, preload=False)
+            self._worker_options = self.options
+            # The device's engine process (shared with the main queue), a lane of its own; engine instances
+            # (tests) run in a thread instead.
+            self.worker = EngineClient(self.live_queue.queue, self.options, engines=self._engines, preload=False)
             self.worker.setObjectName("aigc-stylegan-live")
             self.worker.start()
 
@@ -235,7 +248,7 @@ class StyleGANViewModel(QObject):
         self._on_done(job_id)
 
     def shutdown(self) -> None:
-        """Drop pending work and stop the live worker (window close, tests)."""
+        """Drop pending work and stop the live view's lane (window close, tests); returns within 3 s."""
         self._pending = None
         if self.worker is not None:
             self.live_queue.queue.cancel_all()
