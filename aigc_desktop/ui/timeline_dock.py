@@ -51,10 +51,11 @@ class TimelineDock(QObject):
         self.panel = TimelinePanel(self.vm)
         self.panel.setObjectName("TimelinePanel")
         self.dock: QDockWidget = window.add_bottom_dock("Timeline", self.panel)
-        # The window restored its saved layout before this dock existed: this dock's place is taken from it
-        # when it holds one (restoreDockWidget without a saved place would hide the dock).
-        if not (_saved_layout_has(window, self.dock.objectName()) and window.restoreDockWidget(self.dock)):
-            window.history_dock.raise_()  # the History stays in front until the timeline is used
+        # The window restored its saved layout before this dock existed: restored again now, it puts this
+        # dock where it was left too (when the saved layout knows it; else History stays in front).
+        saved = _saved_dock_state(window, self.dock.objectName())
+        if saved is None or not window.restoreState(saved):
+            window.history_dock.raise_()
 
         self.panel.send_to_canvas.connect(self.send_to_canvas)
         self.panel.keyframes_from_canvas.connect(self.keyframes_from_canvas)
@@ -264,16 +265,19 @@ class TimelineDock(QObject):
         self.dock.raise_()
 
 
-def _saved_layout_has(window: Any, name: str) -> bool:
-    """Whether the window's saved layout (settings 'window_state', as MainWindow writes it) names a dock."""
+def _saved_dock_state(window: Any, name: str) -> Any:
+    """The window's saved dock layout (settings 'window_state', as MainWindow writes it: geometry;docks in
+    base64) as a QByteArray when it holds the dock `name`, else None."""
     import base64
+
+    from PySide6.QtCore import QByteArray
 
     try:
         state = window.settings.get("window_state")
         docks = base64.b64decode(str(state).split(";", 1)[1]) if state else b""
     except (KeyError, ValueError, IndexError, TypeError):
-        return False
-    return name.encode("utf-16-be") in docks
+        return None
+    return QByteArray(docks) if name.encode("utf-16-be") in docks else None
 
 
 def install_timeline(window: Any) -> TimelineDock:

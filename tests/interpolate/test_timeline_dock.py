@@ -169,7 +169,7 @@ def test_a_hostile_record_is_one_line_and_adds_nothing(window):
 
 
 def test_timeline_saved_in_the_project_and_back_after_reopening(qtbot, window, key_images, tmp_path):
-    from aigc_desktop.core.project import open_project
+    from aigc_desktop.core.project import SUFFIX, open_project
 
     t, vm, panel = window.timeline, window.timeline.vm, window.timeline.panel
     select_kind(window, "vae_morph")
@@ -178,13 +178,9 @@ def test_timeline_saved_in_the_project_and_back_after_reopening(qtbot, window, k
     vm.set_segment(0, frames=5, easing="ease-out")
     vm.set_fps(8)
     render_all(qtbot, t)
-    state = vm.to_state()
     keys = [f.key for f in vm.frames()]
 
-    path = tmp_path / "morph.aigc"
-    from aigc_desktop.core.project import SUFFIX
-
-    path = path.with_suffix(SUFFIX)
+    path = tmp_path / f"morph{SUFFIX}"
     vm.set_keyframe(1, hold=2)  # an edit right before the save: the save takes it
     assert window.save_project(str(path)) and not window.project.dirty
     assert open_project(path).document.timeline == vm.to_state()
@@ -212,3 +208,45 @@ def test_a_bad_timeline_in_a_project_is_one_message(window):
     other.timeline = {"travel": "warp"}
     doc.load_from(other)  # as a project file with a hostile timeline opens
     assert window.timeline.vm.keyframes == [] and "timeline could not be read" in window.message_bar.text()
+
+
+def test_the_dock_comes_back_where_it_was_left(qtbot, models_dir):
+    """The window restores its layout before install_timeline adds the dock: the dock still comes back."""
+    from aigc_desktop.ui.main_window import MainWindow
+    from aigc_desktop.ui.timeline_dock import install_timeline
+
+    settings = Settings({"models_dir": str(models_dir), "save_outputs": False})
+    shown = []
+    for _ in range(2):
+        w = MainWindow(settings, engines={"diffusion": FakeEngine()}, scan_models=False)
+        qtbot.addWidget(w)
+        w.show()
+        t = install_timeline(w)
+        qtbot.waitUntil(lambda: t.dock in w.tabifiedDockWidgets(w.history_dock), timeout=2000)
+        qtbot.wait(50)
+        shown.append(not t.dock.visibleRegion().isEmpty())
+        t.dock.raise_()  # the user leaves the timeline in front
+        qtbot.waitUntil(lambda: not t.dock.visibleRegion().isEmpty(), timeout=2000)
+        w.close()
+    assert shown == [False, True]
+
+
+def test_installed_at_the_end_of_the_windows_init(qtbot, models_dir):
+    """As the window will do it (`self.timeline = install_timeline(self)` last in MainWindow.__init__): the
+    model scan ends after the install and the timeline follows the model it picks, the project stays saved."""
+    from aigc_desktop.ui.main_window import MainWindow
+    from aigc_desktop.ui.timeline_dock import install_timeline
+
+    class Window(MainWindow):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.timeline = install_timeline(self)
+
+    w = Window(Settings({"models_dir": str(models_dir), "save_outputs": False}), engines={"diffusion": FakeEngine()})
+    qtbot.addWidget(w)
+    w.show()
+    try:
+        qtbot.waitUntil(lambda: w.models.selected is not None and w.timeline.vm.model is not None, timeout=10000)
+        assert w.timeline.vm.model.path == w.models.selected.path and not w.project.dirty
+    finally:
+        w.close()

@@ -2,9 +2,10 @@
 the curve drawn, a scrubber that shows rendered frames at once, play / pause at the timeline's fps, render
 (coarse first) and export. All state lives in TimelineViewModel; this widget only shows it and edits it.
 
-The main window wires it: `TimelinePanel(vm)`, `vm.submit = queue.submit`, `vm.attach(queue.queue)`,
-`send_to_canvas(image, record)` to add a layer, and keyframes from layers / history through
-`vm.add_image(image, label, source='layer:ID')` or `vm.add_record(record, image, source='history:ID')`.
+ui/timeline_dock.py wires it into the main window (install_timeline): the view-model submits to the window's
+queue and listens to it, `send_to_canvas(image, record)` adds a layer, `keyframes_from_canvas(which)` is
+answered with `vm.add_image(image, label, source='layer:ID')` / `vm.add_record(record, image,
+source='history:ID')`, and the state is kept in the document.
 """
 
 from __future__ import annotations
