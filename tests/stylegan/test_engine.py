@@ -220,3 +220,21 @@ def test_stylegan3_renders_with_the_users_transform_not_one_left_in_the_file(run
         ws = sampling.latent_ws(G, sampling.Latent(seed=4))
         expected = sampling.to_pil(sampling.synthesize(G, ws, transform=input_transform(translate, rotate)))[0]
         assert np.array_equal(pixels(end.images[0]), pixels(expected))
+
+
+def test_engines_of_one_process_share_one_model_cache_per_device(sg_files):
+    """The main queue's lane and the live view's lane each have an engine: the model is loaded once."""
+    from aigc_desktop.engines.stylegan import engine as sg_engine
+
+    main, live = (sg_engine.StyleGANEngine(EngineOptions(device="cpu", threads=1)) for _ in range(2))
+    spec = jobs.StyleGANJob(model=jobs.ModelRef(str(sg_files["ours"]), kind="stylegan"), seeds=(1,), live=True)
+    try:
+        assert main.model(spec) is live.model(spec)
+        assert main._cache is live._cache
+        main.close()
+        assert live._cache.get(next(iter(live._cache._items))) is not None  # still held for the live view
+    finally:
+        main.close()
+        live.close()
+    users = sg_engine._shared.get("cpu", (None, set()))[1]
+    assert id(main) not in users and id(live) not in users  # the last one to leave frees the models

@@ -7,6 +7,7 @@ what else was in the job and its record regenerates it exactly.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,33 @@ class LoadedModel:
         return p.name if p.is_dir() else p.stem
 
 
+# One model cache per device in this process: the main queue's lane and the live view's lane (engines/host.py)
+# each have a StyleGANEngine, and a model the user generates with and drags sliders on is loaded once.
+# Sharing is safe: synthesis never writes to the generator (the SG3 transform is an argument).
+_shared: dict[str, tuple[ModelCache, set[int]]] = {}
+_shared_lock = threading.Lock()
+
+
+def _join_cache(device: str, budget: int, user: int) -> ModelCache:
+    with _shared_lock:
+        cache, users = _shared.get(device) or (ModelCache(budget), set())
+        users.add(user)
+        _shared[device] = (cache, users)
+        return cache
+
+
+def _leave_caches(user: int) -> list[ModelCache]:
+    """Drop `user` from every shared cache; the caches nobody uses any more (to be cleared)."""
+    unused = []
+    with _shared_lock:
+        for device, (cache, users) in list(_shared.items()):
+            users.discard(user)
+            if not users:
+                del _shared[device]
+                unused.append(cache)
+    return unused
+
+
 class StyleGANEngine:
     def __init__(self, options: EngineOptions | None = None) -> None:
         self.options = options or EngineOptions()
@@ -64,7 +92,7 @@ class StyleGANEngine:
         key = (path, str(device))
         if self._cache is None:
             budget = int(self.options.memory_budget_gb * (1 << 30)) or default_budget_bytes(device)
-            self._cache = ModelCache(budget)
+            self._cache = _join_cache(str(device), budget, id(self))
         hit = self._cache.get(key)
         if hit is not None:
             return hit
@@ -169,6 +197,9 @@ class StyleGANEngine:
         }
 
     def close(self) -> None:
+        """Leave the shared cache; the last engine of a device to leave frees its models."""
         if self._cache is not None:
-            self._cache.clear()
+            self._cache = None
+            for cache in _leave_caches(id(self)):
+                cache.clear()
         devices.empty_cache()
