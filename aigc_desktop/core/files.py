@@ -26,6 +26,26 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _temporary_beside(target: Path) -> tuple[int, Path]:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    return fd, Path(tmp_name)
+
+
+def _commit(tmp: Path, target: Path) -> None:
+    """Give the complete temporary file the target's permissions (or the umask's), rename it over the target."""
+    if target.exists():  # keep the user's permission bits (mkstemp makes 0600)
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, target.stat().st_mode & 0o7777)
+    else:
+        with contextlib.suppress(OSError):
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, target)
+    _fsync_dir(target.parent)
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
     """Open a temporary file beside `path`; on a clean exit it replaces `path`, on an error it vanishes.
@@ -34,28 +54,48 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", encoding: str | None 
     denied) propagate as OSError after the temporary file is removed.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    tmp = Path(tmp_name)
+    fd, tmp = _temporary_beside(target)
     try:
         with os.fdopen(fd, mode, encoding=encoding) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        if target.exists():  # keep the user's permission bits (mkstemp makes 0600)
-            with contextlib.suppress(OSError):
-                os.chmod(tmp, target.stat().st_mode & 0o7777)
-        else:
-            with contextlib.suppress(OSError):
-                umask = os.umask(0)
-                os.umask(umask)
-                os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        _commit(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside `path` for writers that take a file name, not a handle (Pillow's save of some
+    images, safetensors' save_file, torch.save of large state): written there, fsynced, renamed over `path`
+    on a clean exit; removed on an error, leaving the old file intact."""
+    target = Path(path)
+    fd, tmp = _temporary_beside(target)
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        _commit(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def set_aside(path: str | os.PathLike, suffix: str = ".bad") -> Path | None:
+    """Rename a file the app cannot use (a broken settings file) to NAME + suffix beside it, so a fresh one can
+    be written and the user's old one is kept; the new path, or None when it could not be moved."""
+    source = Path(path)
+    target = source.with_name(source.name + suffix)
+    try:
+        os.replace(source, target)
+    except OSError:
+        return None
+    return target
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[IO], None],

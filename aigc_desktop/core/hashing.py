@@ -23,6 +23,7 @@ from typing import Callable
 
 from aigc_desktop.core import paths
 from aigc_desktop.core.errors import UserError
+from aigc_desktop.core.files import atomic_write
 from aigc_desktop.core.safe_io import load_json_file, regular_file
 from aigc_desktop.core.safetensors_header import read_header
 
@@ -57,10 +58,7 @@ def _save_cache(cache: dict[str, dict]) -> None:
     keep = {k: v for k, v in cache.items() if all(os.path.exists(s[0]) for s in v.get("stamp", []))}
     path = _cache_path()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(keep), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(keep))
     except OSError:
         pass  # a cache that cannot be written only costs time
 

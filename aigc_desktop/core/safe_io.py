@@ -14,7 +14,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from aigc_desktop.core.errors import UserError
+from aigc_desktop.core.errors import UserError, first_line
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -156,7 +156,7 @@ def loads_json(data: str | bytes, what: str = "JSON", max_bytes: int = JSON_MAX_
     except RecursionError:  # pragma: no cover - the depth check comes first
         raise JsonLimitError(f"{what} nests too deep") from None
     except ValueError as exc:
-        raise JsonLimitError(f"{what} is not valid JSON ({str(exc).splitlines()[0][:120]})") from None
+        raise JsonLimitError(f"{what} is not valid JSON ({first_line(exc, 120)})") from None
 
 
 def load_json_file(path: str | os.PathLike, what: str | None = None, max_bytes: int = JSON_MAX_BYTES,

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from aigc_desktop.core import paths
 from aigc_desktop.core.errors import UserError
-from aigc_desktop.core.files import atomic_write
+from aigc_desktop.core.files import atomic_write, set_aside
 from aigc_desktop.core.safe_io import UnsafeFileError, load_json_file
 
 log = logging.getLogger(__name__)
@@ -184,7 +183,4 @@ def default_path() -> Path:
 
 
 def _keep_aside(path: Path) -> None:
-    try:
-        os.replace(path, path.with_name(path.name + ".bad"))
-    except OSError:
-        pass
+    set_aside(path, ".bad")

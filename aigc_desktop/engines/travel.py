@@ -31,7 +31,7 @@ import torch
 
 from aigc_desktop import __version__
 from aigc_desktop.core import interpolate as ip
-from aigc_desktop.core.errors import CancelRequested, ModelLoadError, UserError
+from aigc_desktop.core.errors import CancelRequested, ModelLoadError, UserError, first_line
 from aigc_desktop.core.jobs import (DiffusionJob, Emit, IsCancelled, JobResult, ModelRef, Preview, Status,
                                     StepReporter, StyleGANJob, StyleGANWalkJob, TravelFrame, TravelJob)
 from aigc_desktop.core.runner import EngineOptions
@@ -141,7 +141,7 @@ def load_vae(ref: ModelRef, device: torch.device) -> LoadedVae:
         try:
             module = AutoencoderKL.from_pretrained(str(path), subfolder="vae", torch_dtype=torch.float32)
         except (OSError, ValueError, RuntimeError) as exc:
-            raise ModelLoadError(f"Could not load the VAE of {path.name}: {str(exc).splitlines()[0]}") from exc
+            raise ModelLoadError(f"Could not load the VAE of {path.name}: {first_line(exc)}") from exc
         return LoadedVae(module.to(device).eval().requires_grad_(False), "kl", str(path), device, None)
     if path.is_file():
         from aigc_desktop.engines.diffusion.single_file import load_vae as load_vae_file

@@ -18,7 +18,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from aigc_desktop.core.errors import CancelRequested, UserError
+from aigc_desktop.core.errors import CancelRequested, UserError, first_line
 from aigc_desktop.training.runfiles import CHECKPOINT, LOSSES, MODEL_DIR, SAMPLES_DIR, read_losses
 
 log = logging.getLogger(__name__)
@@ -156,11 +155,12 @@ def tensor_to_images(batch: torch.Tensor) -> list[Image.Image]:
 
 
 def save_file_atomic(write: Callable[[Path], None], target: Path) -> None:
-    """Write through a temporary file and rename, so an interrupted save never leaves a broken file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, target)
+    """Write through a temporary file and rename (core.files.atomic_path), so an interrupted save never leaves
+    a broken file."""
+    from aigc_desktop.core.files import atomic_path
+
+    with atomic_path(target) as tmp:
+        write(tmp)
 
 
 def rng_state(generator: torch.Generator) -> dict[str, Any]:
@@ -182,7 +182,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure here is a broken or foreign file
-        raise UserError(f"Cannot resume from {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+        raise UserError(f"Cannot resume from {path}: {first_line(exc)}") from None
 
 
 @dataclass

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from aigc_desktop.core import paths
-from aigc_desktop.core.errors import UserError
+from aigc_desktop.core.errors import UserError, first_line
 from aigc_desktop.training.common import (EMA, TrainConfig, Trainer, batch_indices, image_grid,
                                           save_diffusers_fp16)
 from aigc_desktop.training.dataset import main_word, word_counts
@@ -205,7 +205,7 @@ class DiffusionTrainer(Trainer):
         try:
             self.vae = AutoencoderKL.from_pretrained(str(vae_dir), torch_dtype=torch.float32).to(self.device).eval()
         except (OSError, ValueError) as exc:
-            raise UserError(f"Cannot load the VAE from {vae_dir}: {str(exc).splitlines()[0]}") from None
+            raise UserError(f"Cannot load the VAE from {vae_dir}: {first_line(exc)}") from None
         self.vae.requires_grad_(False)
         self.vae_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         if cfg.resolution % self.vae_factor:

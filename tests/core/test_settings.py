@@ -75,7 +75,9 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     def boom(*_a, **_k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(settings_mod.os, "replace", boom)
+    from aigc_desktop.core import files  # the one atomic write renames there
+
+    monkeypatch.setattr(files.os, "replace", boom)
     with pytest.raises(OSError):
         Settings({"device": "cuda"}).save(path)
     assert Settings.load(path).get("device") == "cpu"

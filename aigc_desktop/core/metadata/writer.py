@@ -169,15 +169,11 @@ def pnginfo(record: dict[str, Any]):
 
 def save_png(image, path: str | os.PathLike, record: dict[str, Any]) -> Path:
     """Write a PNG with both metadata chunks, atomically (a crash never leaves half a file)."""
-    # Pillow writes to a path here (not core.files.atomic_write's handle): image objects that save only to
-    # paths are accepted too. The temporary file sits beside the target, so the rename is atomic.
+    # Pillow writes to a path here (core.files.atomic_path, not a handle): image objects that save only to
+    # paths are accepted too.
+    from aigc_desktop.core.files import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         image.save(tmp, format="PNG", pnginfo=pnginfo(record))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path

@@ -25,6 +25,7 @@ import torch
 
 from aigc_desktop.core import torch_files
 from aigc_desktop.core.errors import ModelLoadError, UserError, first_line
+from aigc_desktop.core.files import atomic_path, atomic_write
 from aigc_desktop.core.safe_io import MiB, load_json_file, loads_json, regular_file
 from aigc_desktop.core.safetensors_header import read_header
 from aigc_desktop.engines.stylegan import safe_pickle
@@ -294,7 +295,7 @@ def _torch_load_safe(path: Path) -> Any:
     except FileNotFoundError:
         raise ModelLoadError(f"File not found: {path}") from None
     except _TORCH_LOAD_ERRORS as exc:
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        text = first_line(exc, limit=10_000)
         if "Unsupported global" in str(exc) or "weights_only" in str(exc):
             raise ModelLoadError(f"{path.name} was refused: it needs Python objects beyond tensors "
                                  f"({text[:160]}); only tensors are loaded from .pt files") from None
@@ -436,11 +437,9 @@ def save_ours(G: Generator, out_dir: str | Path, source: dict[str, Any] | None =
                for k, v in G.state_dict().items()}
     document = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "generator": config,
                 "weights": WEIGHTS_FILE, "source": source or {}}
-    weights = out / WEIGHTS_FILE
-    tmp = weights.with_name(weights.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(config), "format": FORMAT_NAME})
-    tmp.replace(weights)
-    (out / CONFIG_FILE).write_text(json.dumps(document, indent=2, sort_keys=True), encoding="utf-8")
+    with atomic_path(out / WEIGHTS_FILE) as tmp:
+        save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(config), "format": FORMAT_NAME})
+    atomic_write(out / CONFIG_FILE, json.dumps(document, indent=2, sort_keys=True))
     return out
 
 
