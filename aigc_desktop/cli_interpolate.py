@@ -30,7 +30,7 @@ def _flat(groups: list[list[int]] | None) -> list[int]:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    from aigc_desktop.cli import _float, _positive_int as _int
+    from aigc_desktop.cli_common import number as _float, whole_number as _int
 
     p.add_argument("--model", required=True, help="model file or folder (or a discovered model's name)")
     p.add_argument("--fps", type=_float, default=None, help="frames per second of the export (12; walk: 30)")
@@ -44,7 +44,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    from aigc_desktop.cli import _float, _positive_int as _int
+    from aigc_desktop.cli_common import number as _float, whole_number as _int
     from aigc_desktop.cli_stylegan import _add_latent_args
     from aigc_desktop.core.interpolate import EASINGS
     from aigc_desktop.core.params import SCHEDULERS
@@ -110,7 +110,7 @@ def build_job(args: argparse.Namespace) -> Any:
     """The TravelJob the arguments describe."""
     from pathlib import Path
 
-    from aigc_desktop.cli import CliError, resolve_model
+    from aigc_desktop.cli_common import CliError, resolve_model
     from aigc_desktop.core.catalog import DIFFUSION_KINDS
     from aigc_desktop.core.interpolate import Keyframe
     from aigc_desktop.core.jobs import ModelRef, TravelJob
@@ -163,7 +163,7 @@ def build_job(args: argparse.Namespace) -> Any:
 
 
 def _run(spec: Any, quiet: bool) -> int:
-    from aigc_desktop.cli import EXIT_OK, failure_code, run_job
+    from aigc_desktop.cli_common import EXIT_OK, failure_code, run_job
 
     spec.validate()  # bad input: one line, exit 2
     end = run_job(spec, quiet)
@@ -180,7 +180,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 def cmd_walk(args: argparse.Namespace) -> int:
     """`walk` is `interpolate --seeds ...` for a StyleGAN model: --space w is --mode lerp, z is slerp."""
-    from aigc_desktop.cli import CliError, resolve_model
+    from aigc_desktop.cli_common import CliError, resolve_model
 
     info = resolve_model(args.model)
     if info.kind != "stylegan":

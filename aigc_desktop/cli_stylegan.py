@@ -48,7 +48,7 @@ def _seeds(text: str) -> list[int]:
 
 def _add_latent_args(p: argparse.ArgumentParser, with_seeds: bool = True) -> None:
     """The options that decide a StyleGAN image besides its seed (shared by generate, walk and grid)."""
-    from aigc_desktop.cli import _float, _positive_int as _int
+    from aigc_desktop.cli_common import number as _float, whole_number as _int
     p.add_argument("--truncation", "--trunc", dest="truncation", type=_float, default=1.0,
                    help="StyleGAN truncation psi (1 = none; 0.5-0.7 is typical)")
     p.add_argument("--trunc-cutoff", dest="trunc_cutoff", type=_int, default=None,
@@ -103,7 +103,7 @@ def stylegan_job(args: argparse.Namespace, info) -> Any:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    from aigc_desktop.cli import _float, _positive_int as _int
+    from aigc_desktop.cli_common import number as _float, whole_number as _int
 
     c = sub.add_parser("convert", help="convert a StyleGAN checkpoint (.pkl, .pt) to safetensors + json")
     c.add_argument("source", help="NVIDIA network pickle, rosinality .pt, or one of ours")
@@ -121,7 +121,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _stylegan_model(text: str):
-    from aigc_desktop.cli import CliError, resolve_model
+    from aigc_desktop.cli_common import CliError, resolve_model
 
     info = resolve_model(text)
     if info.kind != "stylegan":
@@ -133,7 +133,7 @@ def _stylegan_model(text: str):
 def cmd_convert(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from aigc_desktop.cli import EXIT_OK, CliError
+    from aigc_desktop.cli_common import EXIT_OK, CliError
 
     src = Path(args.source).expanduser()
     if not src.exists():
@@ -148,7 +148,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def cmd_grid(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from aigc_desktop.cli import EXIT_OK, failure_code, run_job
+    from aigc_desktop.cli_common import EXIT_OK, failure_code, run_job
     from aigc_desktop.core.jobs import ModelRef, StyleGANJob
     from aigc_desktop.core.metadata import save_png
     from aigc_desktop.engines.export import grid_image
