@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -27,41 +25,15 @@ from aigc_desktop.core.params import SCHEDULERS
 from aigc_desktop.core.safe_io import regular_file
 from aigc_desktop import cli_interpolate
 from aigc_desktop import cli_stylegan as stylegan_cli
+from aigc_desktop.cli_common import (EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError,  # noqa: F401
+                                     echo as _echo, failure_code, load_settings as _settings, number as _float,
+                                     resolve_model, run_job, whole_number as _positive_int)
 from aigc_desktop.training import commands as training_commands
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
-
-
-class CliError(Exception):
-    """A one-line error for the user; exit code 2."""
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too; keep it short)
         raise CliError(message)
-
-
-def _echo(text: str, limit: int = 24) -> str:
-    """A flag's value as an error repeats it: a 5000-digit seed is cut, not printed in full."""
-    return text if len(text) <= limit else f"{text[:limit - 1]}… ({len(text)} characters)"
-
-
-def _positive_int(text: str) -> int:
-    # Range checks are core.params' (one set of rules for every way in); this only parses.
-    if len(text) > 40:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{_echo(text)}'")
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{_echo(text)}'") from None
-    return value
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text[:400])
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{_echo(text)}'") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,29 +78,6 @@ def build_parser() -> argparse.ArgumentParser:
 # Other modules (engines' CLI parts) add their arguments / commands here; keeps this file the one front.
 GENERATE_EXTENSIONS: list[Callable[[argparse.ArgumentParser], None]] = []
 JOB_BUILDERS: dict[str, Callable[[argparse.Namespace, catalog.ModelInfo], Any]] = {}
-
-
-def _settings():
-    from aigc_desktop.core.settings import Settings
-
-    return Settings.load()
-
-
-def resolve_model(text: str, settings=None) -> catalog.ModelInfo:
-    """A model by path, or by the name of a discovered model. One unreadable file in the models folders
-    never stops this: discovery lists it as unreadable and the search goes on."""
-    path = Path(text).expanduser()
-    try:
-        exists = path.exists() or path.is_symlink()
-    except OSError as exc:  # a name longer than the file system allows
-        raise CliError(f"Model not found: {_echo(text, 80)} ({exc.strerror or exc})") from None
-    if exists:
-        return catalog.info_for(path)
-    settings = settings or _settings()
-    for info in catalog.discover(settings.model_search_dirs()):
-        if info.name == text:
-            return info
-    raise CliError(f"Model not found: {_echo(text, 80)}")
 
 
 def diffusion_job(args: argparse.Namespace, info: catalog.ModelInfo):
@@ -290,53 +239,6 @@ JOB_BUILDERS["diffusers"] = diffusion_job
 JOB_BUILDERS["checkpoint"] = diffusion_job
 JOB_BUILDERS["stylegan"] = stylegan_cli.stylegan_job
 GENERATE_EXTENSIONS.append(stylegan_cli.add_generate_args)
-
-
-def _bar(step: int, total: int, width: int = 24) -> str:
-    filled = int(width * step / max(total, 1))
-    return "[" + "#" * filled + "-" * (width - filled) + "]"
-
-
-def run_job(spec: Any, quiet: bool = False):
-    """Run one job with progress on stderr and Ctrl+C as cancel; returns its terminal event."""
-    from aigc_desktop.core import jobs
-    from aigc_desktop.core.runner import EngineOptions, Runner
-
-    cancel = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
-
-    def emit(event: jobs.JobEvent) -> None:
-        if quiet:
-            return
-        if isinstance(event, jobs.Progress):
-            eta = f" ETA {event.eta:.1f}s" if event.eta is not None else ""
-            print(f"\r{_bar(event.step, event.total)} {event.step}/{event.total} {event.elapsed:.1f}s{eta}  ",
-                  end="", file=sys.stderr, flush=True)
-        elif isinstance(event, jobs.Status):
-            print(event.text, file=sys.stderr, flush=True)
-
-    settings = _settings()
-    runner = Runner(EngineOptions(device=settings.get("device"), dtype=settings.get("dtype"),
-                                  threads=settings.get("threads"), offload=settings.get("offload")))
-    try:
-        return runner.run(spec, emit, cancel.is_set)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if not quiet:
-            print(file=sys.stderr)
-
-
-def failure_code(end) -> int | None:
-    """The exit code of a cancelled or failed job (its one line on stderr); None when it finished."""
-    from aigc_desktop.core import jobs
-
-    if isinstance(end, jobs.Cancelled):
-        print("Cancelled.", file=sys.stderr)
-        return EXIT_CANCELLED
-    if isinstance(end, jobs.Failed):
-        print(f"error: {end.message}", file=sys.stderr)
-        return EXIT_FAILED
-    return None
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
