@@ -38,7 +38,6 @@ def main() -> int:
     from aigc_desktop.core.settings import Settings
     from aigc_desktop.ui.main_window import MainWindow
     from aigc_desktop.ui.theme import apply_theme
-    from aigc_desktop.ui.timeline_dock import install_timeline
 
     app = QApplication.instance() or QApplication([])
     apply_theme("dark", app)
@@ -47,7 +46,7 @@ def main() -> int:
     window.show()
     window.models.join()
     app.processEvents()
-    timeline = getattr(window, "timeline", None) or install_timeline(window)  # once the window installs it
+    timeline = window.timeline
 
     def pump(seconds: float = 0.2) -> None:
         end = time.time() + seconds

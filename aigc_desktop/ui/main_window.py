@@ -45,6 +45,7 @@ from aigc_desktop.ui.viewmodels import preflight
 from aigc_desktop.ui.viewmodels.stylegan import StyleGANViewModel
 from aigc_desktop.ui import engine_client
 from aigc_desktop.ui.engine_client import EngineClient
+from aigc_desktop.ui.timeline_dock import install_timeline
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +196,7 @@ class MainWindow(QMainWindow):
             self.models.prefer(self.settings.get("last_model"))
         if scan_models:
             self.models.refresh()
+        self.timeline = install_timeline(self)  # the morph timeline dock (ui/timeline_dock.py)
 
     def _dock(self, title: str, widget, area, scroll: bool = False) -> QDockWidget:
         """A dock holding `widget`; form panels scroll instead of squeezing on small screens."""

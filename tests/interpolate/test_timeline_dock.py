@@ -25,16 +25,14 @@ def models_dir(tmp_path, tiny_sd_path, morph_vae_path):
 
 @pytest.fixture
 def window(qtbot, models_dir):
-    """A window built as tests/ui/test_main_window.py builds one, with the timeline installed."""
+    """A window built as tests/ui/test_main_window.py builds one (its timeline is installed by the window)."""
     from aigc_desktop.ui.main_window import MainWindow
-    from aigc_desktop.ui.timeline_dock import install_timeline
 
     w = MainWindow(Settings({"models_dir": str(models_dir), "save_outputs": False}),
                    engines={"diffusion": FakeEngine()})
     qtbot.addWidget(w)
     w.show()
     qtbot.waitUntil(lambda: len(w.models.models) == 2 and w.models.selected is not None, timeout=10000)
-    w.timeline = install_timeline(w)
     w.timeline.panel.auto.setChecked(False)  # the tests press Render themselves
     yield w
     w.close()
@@ -213,7 +211,6 @@ def test_a_bad_timeline_in_a_project_is_one_message(window):
 def test_the_dock_comes_back_where_it_was_left(qtbot, models_dir):
     """The window restores its layout before install_timeline adds the dock: the dock still comes back."""
     from aigc_desktop.ui.main_window import MainWindow
-    from aigc_desktop.ui.timeline_dock import install_timeline
 
     settings = Settings({"models_dir": str(models_dir), "save_outputs": False})
     shown = []
@@ -221,7 +218,7 @@ def test_the_dock_comes_back_where_it_was_left(qtbot, models_dir):
         w = MainWindow(settings, engines={"diffusion": FakeEngine()}, scan_models=False)
         qtbot.addWidget(w)
         w.show()
-        t = install_timeline(w)
+        t = w.timeline
         qtbot.waitUntil(lambda: t.dock in w.tabifiedDockWidgets(w.history_dock), timeout=2000)
         qtbot.wait(50)
         shown.append(not t.dock.visibleRegion().isEmpty())
@@ -232,17 +229,11 @@ def test_the_dock_comes_back_where_it_was_left(qtbot, models_dir):
 
 
 def test_installed_at_the_end_of_the_windows_init(qtbot, models_dir):
-    """As the window will do it (`self.timeline = install_timeline(self)` last in MainWindow.__init__): the
+    """As the window does it (`self.timeline = install_timeline(self)` last in MainWindow.__init__): the
     model scan ends after the install and the timeline follows the model it picks, the project stays saved."""
     from aigc_desktop.ui.main_window import MainWindow
-    from aigc_desktop.ui.timeline_dock import install_timeline
 
-    class Window(MainWindow):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.timeline = install_timeline(self)
-
-    w = Window(Settings({"models_dir": str(models_dir), "save_outputs": False}), engines={"diffusion": FakeEngine()})
+    w = MainWindow(Settings({"models_dir": str(models_dir), "save_outputs": False}), engines={"diffusion": FakeEngine()})
     qtbot.addWidget(w)
     w.show()
     try:
