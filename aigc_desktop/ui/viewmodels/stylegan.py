@@ -57,23 +57,23 @@ def probe_family(path: str) -> str | None:
     """'stylegan2' / 'stylegan3' for a StyleGAN model file or folder, read cheaply on the GUI thread (no torch,
     no unpickling): our JSON's family, a safetensors header's keys, or the class names an NVIDIA pickle embeds
     in its first megabytes. None when it cannot tell (the controls then stay enabled)."""
-    import json
-
-    from aigc_desktop.core.safe_io import is_regular_file
+    from aigc_desktop.core.errors import UserError
+    from aigc_desktop.core.safe_io import is_regular_file, load_json_file
 
     p = Path(path)
     try:
         if p.is_dir():
             meta = p / "stylegan.json"
-            if is_regular_file(meta) and meta.stat().st_size < 1_000_000:
-                family = json.loads(meta.read_text()).get("family")
-                return family if family in ("stylegan2", "stylegan3") else None
-            return None
+            if not is_regular_file(meta):
+                return None
+            data = load_json_file(meta, max_bytes=1_000_000)
+            family = data.get("family") if isinstance(data, dict) else None
+            return family if family in ("stylegan2", "stylegan3") else None
         if not is_regular_file(p):
             return None
         with open(p, "rb") as f:
             head = f.read(PROBE_BYTES)
-    except (OSError, ValueError):
+    except (OSError, ValueError, UserError):
         return None
     if p.suffix.lower() == ".pt":
         return "stylegan2"  # rosinality checkpoints are StyleGAN2

@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from aigc_desktop.core import interpolate as ip
 from aigc_desktop.core import jobs
-from aigc_desktop.core.errors import InvalidParameter, UserError
+from aigc_desktop.core.errors import InvalidParameter, UserError, first_line
 from aigc_desktop.core.params import GenerationParams, params_from_record
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ class TimelineViewModel(QObject):
                     im.load()
                     loaded.append((p, im.copy()))
             except (OSError, UnidentifiedImageError, ValueError) as exc:
-                raise UserError(f"Cannot open {Path(p).name}: {str(exc).splitlines()[0] if str(exc) else 'not an image'}")
+                raise UserError(f"Cannot open {Path(p).name}: {first_line(exc) if str(exc) else 'not an image'}")
         return [self.add_image(im, label=Path(p).stem, source=str(p)) for p, im in loaded]
 
     def add_record(self, record: dict[str, Any], image: Any = None, source: str | None = None) -> int:
@@ -423,7 +423,7 @@ class TimelineViewModel(QObject):
             if any(k not in ("truncation_psi", "noise_mode", "class_idx") for k, _ in stylegan):
                 raise ValueError("unknown StyleGAN option")
         except (TypeError, ValueError) as exc:
-            raise InvalidParameter(f"Not a timeline: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+            raise InvalidParameter(f"Not a timeline: {first_line(exc)}") from None
         self.travel = travel
         self.timeline = timeline
         self.model = model
