@@ -35,6 +35,11 @@ def main() -> int:
     os.environ.setdefault("AIGC_DESKTOP_CONFIG_DIR", str(Path(tmp) / "config"))
     os.environ.setdefault("AIGC_DESKTOP_DATA_DIR", str(Path(tmp) / "data"))
     out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def save(name: str) -> None:
+        if not window.grab().save(str(out / name)):
+            raise SystemExit(f"could not write {out / name}")
 
     from PySide6.QtCore import QEventLoop, QPointF
     from PySide6.QtWidgets import QApplication
@@ -76,7 +81,7 @@ def main() -> int:
 
     window.canvas.show_rect(window.document.doc.frame.rect)
     pump()
-    window.grab().save(str(out / "screenshot_empty.png"))
+    save("screenshot_empty.png")
 
     panel = window.prompt_panel
     panel.prompt.setPlainText(args.prompt)
@@ -115,7 +120,7 @@ def main() -> int:
     window.document.select(doc.layers[-1].id)
     canvas.fit()
     pump(0.5)
-    window.grab().save(str(out / "screenshot.png"))
+    save("screenshot.png")
 
     # A generation in flight: stop at a preview part-way through the steps.
     window.document.discard_staged()
@@ -127,7 +132,7 @@ def main() -> int:
     window.queue.preview_event.connect(lambda _id, ev: seen.append(ev.step))
     job = window.generate()
     run_until(lambda: len(seen) >= max(3, panel.steps.value() // 3) or window.queue.rows[job].state.done)
-    window.grab().save(str(out / "screenshot_generating.png"))
+    save("screenshot_generating.png")
     window.cancel_running()
     run_until(lambda: window.queue.rows[job].state.done, 60)
     print("wrote", *(str(out / n) for n in ("screenshot_empty.png", "screenshot_generating.png", "screenshot.png")))

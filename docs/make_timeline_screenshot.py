@@ -42,7 +42,7 @@ def main() -> int:
     app = QApplication.instance() or QApplication([])
     apply_theme("dark", app)
     window = MainWindow(Settings({"save_outputs": False}))
-    window.resize(1400, 860)
+    window.resize(1680, 900)  # the timeline wants ~750 px under the canvas
     window.show()
     window.models.join()
     app.processEvents()

@@ -218,10 +218,23 @@ class MainWindow(QMainWindow):
 
     def add_bottom_dock(self, title: str, widget) -> QDockWidget:
         """A dock under the canvas, tabbed with the history (the morph timeline goes here)."""
-        dock = self._dock(title, widget, Qt.DockWidgetArea.BottomDockWidgetArea)
+        # In a scroll area: a tall panel (the timeline) must not make the canvas short for every tab.
+        area_widget = QScrollArea()
+        area_widget.setWidgetResizable(True)
+        area_widget.setFrameShape(QScrollArea.Shape.NoFrame)
+        area_widget.setWidget(widget)
+        area_widget.setMinimumHeight(120)
+        dock = self._dock(title, area_widget, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.history_dock, dock)
+        dock.visibilityChanged.connect(lambda shown: self._fit_bottom_dock(dock, widget, shown))
         self.view_menu.addAction(dock.toggleViewAction())
         return dock
+
+    def _fit_bottom_dock(self, dock: QDockWidget, widget, shown: bool) -> None:
+        """A bottom dock in front shows its panel whole (up to half the window); back behind another tab, the
+        area may shrink again. (A minimum height: resizeDocks does not move a tabbed dock's separator.)"""
+        area = dock.widget()
+        area.setMinimumHeight(min(widget.sizeHint().height() + 4, self.height() // 2) if shown else 120)
 
     def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QAction:
         a = QAction(text, self)

@@ -58,7 +58,7 @@ def test_dock_is_under_the_canvas_tabbed_with_history(qtbot, window):
     from PySide6.QtCore import Qt
 
     t = window.timeline
-    assert t.dock.widget() is t.panel and t.dock.windowTitle() == "Timeline"
+    assert t.dock.widget().widget() is t.panel and t.dock.windowTitle() == "Timeline"  # in a scroll area
     assert window.dockWidgetArea(t.dock) == Qt.DockWidgetArea.BottomDockWidgetArea
     qtbot.waitUntil(lambda: t.dock in window.tabifiedDockWidgets(window.history_dock), timeout=2000)
     qtbot.waitUntil(lambda: t.dock.visibleRegion().isEmpty(), timeout=2000)  # behind the History until used
@@ -70,6 +70,7 @@ def test_dock_is_under_the_canvas_tabbed_with_history(qtbot, window):
     assert t.vm.keyframes == [] and "prompt" in window.message_bar.text()
     window.prompt_panel.prompt.setPlainText("a red apple")
     t.send_prompt_action.trigger()  # a keyframe, and the timeline comes to the front
+    qtbot.waitUntil(lambda: t.dock.height() >= min(t.panel.sizeHint().height(), window.height() // 2))  # shown whole
     qtbot.waitUntil(lambda: not t.dock.visibleRegion().isEmpty(), timeout=2000)
     assert len(t.vm.keyframes) == 1 and window.project.dirty
     assert t.dock.toggleViewAction() in window.view_menu.actions()
