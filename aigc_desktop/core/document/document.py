@@ -16,6 +16,21 @@ from aigc_desktop.core.document.layer import HistoryItem, Layer
 
 SNAP = 8
 LAYER_PROPERTIES = ("name", "opacity", "visible", "locked")
+MAX_LAYER_SIDE = 8192  # a layer scaled on the canvas is at most this many pixels a side
+
+
+def scale_problem(layer: Layer, width: int, height: int) -> str | None:
+    """Why `layer` cannot be scaled to width x height (a sentence for the message area), or None."""
+    if layer.kind != "image":
+        return "Only image layers scale; the mask keeps its pixels"
+    if layer.locked:
+        return f"'{layer.name}' is locked: unlock it in the Layers panel to scale it"
+    if width < 1 or height < 1:
+        return f"A layer is at least 1×1 px (asked for {width}×{height})"
+    if width > MAX_LAYER_SIDE or height > MAX_LAYER_SIDE:
+        return (f"'{layer.name}' would be {width}×{height} px: a layer is at most {MAX_LAYER_SIDE} px a side, "
+                "so it was not scaled")
+    return None
 
 
 def snap(value: float, step: int = SNAP) -> int:
@@ -224,6 +239,27 @@ class Document:
         layer = self.get_layer(layer_id)
         old = (layer.image, layer.x, layer.y)
         layer._set_image(image.copy(), layer.x if x is None else x, layer.y if y is None else y)
+        self._emit(ev.LayerGeometryChanged(layer_id, layer.x, layer.y, layer.width, layer.height))
+        self._emit(ev.PixelsChanged(layer_id, *layer.rect))
+        return old
+
+    def scale_layer(self, layer_id: str, width: int, height: int, x: int | None = None,
+                    y: int | None = None) -> tuple[Image.Image, int, int]:
+        """Resample an image layer's pixels to width x height (Lanczos, alpha premultiplied by Pillow) and
+        place it at (x, y) (unchanged when None). Its id, properties and generation record stay. Returns
+        (old image, old x, old y) for undo: hand them to set_pixels to get the exact pixels back. Raises
+        ValueError for the mask, a locked layer, or a size outside 1..MAX_LAYER_SIDE a side."""
+        layer = self.get_layer(layer_id)
+        width, height = int(width), int(height)
+        problem = scale_problem(layer, width, height)
+        if problem:
+            raise ValueError(problem)
+        if (width, height) == layer.image.size:
+            scaled = layer.image.copy()
+        else:
+            scaled = layer.image.resize((width, height), Image.Resampling.LANCZOS)
+        old = (layer.image, layer.x, layer.y)
+        layer._set_image(scaled, layer.x if x is None else int(x), layer.y if y is None else int(y))
         self._emit(ev.LayerGeometryChanged(layer_id, layer.x, layer.y, layer.width, layer.height))
         self._emit(ev.PixelsChanged(layer_id, *layer.rect))
         return old
