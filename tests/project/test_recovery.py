@@ -127,6 +127,33 @@ def test_a_damaged_snapshot_still_gives_back_the_generations(tmp_path):
     assert offer.problem and "could not be read" in offer.problem and "\n" not in offer.problem
 
 
+def test_without_a_snapshot_the_users_file_is_the_base(tmp_path):
+    """Saved (or opened), then generations, then a crash before any autosave: the restore is the user's file
+    plus the journal, never an empty canvas under the file's name; a file gone since says so."""
+    doc = make_document(seed=15, history=2)
+    path = save_document(doc, tmp_path / "mine.aigc")
+    before = path.read_bytes()
+    root = tmp_path / "recovery"
+    project = open_project(path)
+    saver = Autosaver(RecoverySession(root), project, interval_s=60, clock=lambda: 0.0)
+    project.document.add_history(HistoryItem({"seed": 88}, Image.new("RGB", (8, 8), (8, 8, 8)), id="after"))
+    saver.session.flush()
+    saver.session._lock.close()  # killed
+    offer = find_recoverable(root)[0]
+    assert not offer.has_snapshot and offer.source == str(path)
+    restored = offer.restore()
+    assert restored.path == path and offer.problem is None
+    assert [h.id for h in restored.document.history] == [h.id for h in doc.history] + ["after"]
+    assert [pixels(la.image) for la in restored.document.layers] == [pixels(la.image) for la in doc.layers]
+    assert pixels(restored.document.mask.image) == pixels(doc.mask.image)
+    assert path.read_bytes() == before
+
+    path.unlink()  # moved away since: the generations still come back, and the message says why only they
+    again = offer.restore()
+    assert [h.id for h in again.document.history] == ["after"] and again.document.layers == []
+    assert "mine.aigc could not be opened" in offer.problem and "\n" not in offer.problem
+
+
 def test_journal_writes_off_the_calling_thread_in_order(tmp_path, monkeypatch):
     import threading
 

@@ -11,7 +11,8 @@ Each app run owns one session folder under `<data dir>/recovery/`:
 The journal is append-only: entries are never rewritten, only removed once a snapshot holds them. A clean
 exit removes the folder. On the next start, a folder whose lock is free and that holds work is a crashed
 session: the app offers to restore it (saying from when); declining keeps it until the user discards it.
-Restoring opens the snapshot and adds every journaled generation it does not have yet.
+Restoring opens the snapshot (without one: the user's file it was editing, which then holds everything up
+to the last save or open) and adds every journaled generation it does not have yet.
 """
 
 from __future__ import annotations
@@ -297,23 +298,40 @@ class Recoverable:
 
     def restore(self) -> Project:
         """The recovered project: the last snapshot plus every journaled generation, all in memory. It is
-        attached to the file it was editing (if any) so Save writes there; the user's file is untouched."""
+        attached to the file it was editing (if any) so Save writes there; the user's file is untouched.
+
+        With no snapshot (none written since the user last saved or opened their file, or one that cannot
+        be read), that file holds the work up to then: it is the base the journaled generations join, so a
+        restore never hands back an empty canvas under the user's file name."""
         snapshot = self.folder / SNAPSHOT
-        doc = Document.new()
+        project: Project | None = None
         self.problem = None
+        problems = []
         if snapshot.exists():
             try:
-                doc = open_project(snapshot, lazy=False).document
+                project = Project(open_project(snapshot, lazy=False).document, self.source)
             except ProjectError as exc:  # the journaled generations are still worth having
-                self.problem = f"The autosaved canvas could not be read ({exc}); the generations were restored"
+                problems.append(f"The autosaved canvas could not be read ({exc})")
+        if project is None and self.source is not None:
+            try:
+                project = open_project(self.source)  # read, never written: Save writes there only when asked
+            except ProjectError as exc:
+                problems.append(f"{Path(self.source).name} could not be opened ({exc})")
+            else:
+                if problems:
+                    problems.append("its last saved version was opened")
+        if project is None:
+            project = Project(Document.new(), self.source)
+        if problems:
+            self.problem = "; ".join(problems) + "; the generations were restored"
+        doc = project.document
         have = {h.id for h in doc.history}
         for entry, png in _journal_entries(self.folder):
             item = _read_entry(entry, png)
             if item is not None and item.id not in have:
                 doc.add_history(item)
                 have.add(item.id)
-        restored = Project(doc, self.source)
-        return restored
+        return project
 
     def discard(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
