@@ -67,6 +67,7 @@ def test_every_command_round_trips(vm):
         lambda: cmd.PaintCommand(doc, a.id, 4, 4, Image.new("RGBA", (8, 8), (255, 0, 0, 255))),
         lambda: cmd.PaintCommand(doc, doc.mask.id, 300, 300, Image.new("L", (8, 8), 255)),  # grows the mask
         lambda: cmd.SetPixelsCommand(doc, a.id, noise(10, 12, 4), 3, 5),
+        lambda: cmd.ScaleLayerCommand(doc, b.id, 40, 24, -6, 2),
         lambda: cmd.SetFrameCommand(doc, Frame(16, 24, 128, 64)),
         lambda: cmd.clear_mask_command(doc),
         lambda: cmd.fit_to_frame_command(doc, a.id),

@@ -123,6 +123,31 @@ class SetPixelsCommand(QUndoCommand):
         self.doc.set_pixels(self.layer_id, image, x, y)
 
 
+class ScaleLayerCommand(QUndoCommand):
+    """Scale an image layer to width x height at (x, y): Lanczos once, on the first redo. It keeps the
+    original image and offset (undo gives back the exact pixels) and, once undone, the scaled one (redo
+    does not resample again). The layer's record and properties stay."""
+
+    def __init__(self, doc: Document, layer_id: str, width: int, height: int, x: int, y: int,
+                 text: str = "Scale layer") -> None:
+        super().__init__(text)
+        self.doc, self.layer_id = doc, layer_id
+        self.size, self.pos = (int(width), int(height)), (int(x), int(y))
+        self.old: tuple[Image.Image, int, int] | None = None
+        self.scaled: Image.Image | None = None
+
+    def redo(self) -> None:
+        if self.scaled is None:
+            self.old = self.doc.scale_layer(self.layer_id, *self.size, *self.pos)
+        else:
+            self.doc.set_pixels(self.layer_id, self.scaled, *self.pos)
+
+    def undo(self) -> None:
+        image, x, y = self.old
+        # Every later edit is undone by now: the image set_pixels hands back is exactly the scaled one.
+        self.scaled = self.doc.set_pixels(self.layer_id, image, x, y)[0]
+
+
 class SetFrameCommand(QUndoCommand):
     """Move / resize the generation frame; consecutive changes merge (typing a size, dragging)."""
 

@@ -76,9 +76,11 @@ class PixelItem(QGraphicsItem):
         r = option.exposedRect.toAlignedRect().intersected(self.image.rect())
         if r.isEmpty():
             return
-        # Nearest-neighbour when zoomed in (see the pixels), smooth when zoomed out.
+        # Nearest-neighbour when zoomed in (see the pixels), smooth when zoomed out and while a scale is
+        # previewed (closer to the Lanczos result the release makes).
         scale = painter.worldTransform().m11()
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale < 1.0)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform,
+                              scale < 1.0 or not self.transform().isIdentity())
         painter.drawImage(r, self.image, r)
 
 

@@ -11,7 +11,8 @@ from aigc_desktop.ui.icons import icon
 
 TOOL_INFO = (("brush", "Brush", "B", "Paint on the selected layer, or on the mask when Mask is selected (B)"),
              ("eraser", "Eraser", "E", "Erase on the selected layer or the mask (E)"),
-             ("move", "Move", "V", "Drag the selected layer (V); drag the frame by its edges"),
+             ("move", "Move", "V", "Drag the selected layer (V); its handles scale it (corners keep the aspect "
+                                   "ratio, Shift frees it; Esc cancels); drag the frame by its edges"),
              ("frame", "Frame", "F", "Drag the generation frame anywhere inside it; edges resize it (F)"),
              ("select", "Select", "M", "Select a rectangle (M): then mask it, unmask it or put the frame on it "
                                        "(Edit menu)"))

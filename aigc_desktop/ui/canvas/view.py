@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal, Slot
-from PySide6.QtGui import QBrush, QColor, QPainter, QPen
+from PySide6.QtGui import QBrush, QColor, QPainter, QPen, QTransform
 from PySide6.QtWidgets import (QFrame, QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView,
                                QHBoxLayout, QLabel, QToolButton)
 
 from aigc_desktop.core.document import Frame, View, events as ev
-from aigc_desktop.core.document.document import _union
+from aigc_desktop.core.document.document import _union, scale_problem
 from aigc_desktop.ui.canvas.brush import BrushSettings, Stroke
-from aigc_desktop.ui.canvas.commands import MoveLayerCommand, PaintCommand, SetFrameCommand
+from aigc_desktop.ui.canvas.commands import MoveLayerCommand, PaintCommand, ScaleLayerCommand, SetFrameCommand
 from aigc_desktop.ui.canvas.items import FrameItem, PixelItem, PreviewItem
+from aigc_desktop.ui.canvas.transform import CURSORS, TransformBox, drag_rect
 from aigc_desktop.ui.qt_image import pil_to_pixmap
 from aigc_desktop.ui.viewmodels.document import DocumentViewModel
 
@@ -124,6 +125,14 @@ class CanvasView(QGraphicsView):
         scene.addItem(self.selection_item)
         self.selection: tuple[int, int, int, int] | None = None
         self._select_from: QPointF | None = None
+        # The Move tool's free transform: the selected layer's box and handles (see transform.py).
+        self.transform_box = TransformBox()
+        self.transform_box.setZValue(Z_PREVIEW + 3)
+        self.transform_box.hide()
+        scene.addItem(self.transform_box)
+        # (layer id, handle, press position, the layer's rect then, the rect shown now)
+        self._scale: tuple[str, str, QPointF, tuple[int, int, int, int], tuple[int, int, int, int]] | None = None
+        self._hover_handle: str | None = None
 
         self._stroke: Stroke | None = None
         self._stroke_layer: str | None = None
@@ -140,6 +149,7 @@ class CanvasView(QGraphicsView):
         document.preview_cleared.connect(self.on_preview_cleared)
         document.staging_changed.connect(self.on_staging)
         document.focus_requested.connect(self.show_rect)
+        document.selection_changed.connect(lambda _id: self._update_transform_box())
         self.rebuild()
         self.centerOn(self.frame_rect().center())
 
@@ -156,6 +166,7 @@ class CanvasView(QGraphicsView):
         self._apply_props(self.doc.mask.id)
         self.frame_item.set_frame(self.doc.frame)
         self._restack()
+        self._update_transform_box()
 
     def _add_item(self, layer_id: str, index: int) -> None:
         item = PixelItem(layer_id)
@@ -177,7 +188,10 @@ class CanvasView(QGraphicsView):
 
     def _refresh_whole(self, layer_id: str) -> None:
         layer = self.doc.get_layer(layer_id)
-        self._item(layer_id).set_pixels(layer.x, layer.y, np.asarray(layer.image))
+        item = self._item(layer_id)
+        if not item.transform().isIdentity():
+            item.setTransform(QTransform())  # a scale preview ends: the pixels are the new size now
+        item.set_pixels(layer.x, layer.y, np.asarray(layer.image))
 
     def _apply_props(self, layer_id: str) -> None:
         layer, item = self.doc.get_layer(layer_id), self._item(layer_id)
@@ -218,6 +232,8 @@ class CanvasView(QGraphicsView):
                 self.apply_view(self.doc.view)  # where the artist left it
             else:
                 self.fit()
+        if not isinstance(event, (ev.FrameChanged, ev.ViewChanged, ev.HistoryAdded, ev.HistoryRemoved)):
+            self._update_transform_box()
 
     # ------------------------------------------------------------------------------- previews, staging
     @Slot(object, object)
@@ -347,6 +363,10 @@ class CanvasView(QGraphicsView):
         self.tool = tool
         self.frame_item.body_drag = tool == "frame"
         self.frame_item.prepareGeometryChange()
+        if tool != "move":
+            self._cancel_scale()
+        self._hover_handle = None
+        self._update_transform_box()
         self.tool_changed.emit(tool)
         self._update_cursor()
 
@@ -474,6 +494,10 @@ class CanvasView(QGraphicsView):
             super().mousePressEvent(event)
             return
         scene_pos = self.mapToScene(pos.toPoint())
+        # With the Move tool the selected layer's handles come first (over the frame's, where they meet).
+        if self.tool == "move" and self.begin_scale(scene_pos):
+            event.accept()
+            return
         # The frame's handles (and its body with the Frame tool) take the press first.
         item = self.itemAt(pos.toPoint())
         if item is self.frame_item and (self.tool in ("move", "frame") or self.frame_item._hit(
@@ -510,11 +534,16 @@ class CanvasView(QGraphicsView):
             r = QRectF(self._select_from, scene_pos).normalized()
             self.selection_item.setRect(r)
             self.selection_item.show()
+        elif self._scale is not None:
+            self.scale_to(scene_pos, keep_aspect=not event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
         elif self._move is not None:
             layer_id, start, (x0, y0) = self._move
             d = scene_pos - start
             self._item(layer_id).setPos(round(x0 + d.x()), round(y0 + d.y()))
+            self._update_transform_box()
         else:
+            if self.tool == "move":
+                self._hover(scene_pos)
             super().mouseMoveEvent(event)
         self.viewport().update(old.united(self._brush_outline_rect()))
 
@@ -530,6 +559,11 @@ class CanvasView(QGraphicsView):
             r = QRectF(self._select_from, self.mapToScene(event.position().toPoint())).normalized()
             self._select_from = None
             self.set_selection((round(r.x()), round(r.y()), round(r.width()), round(r.height())))
+            return
+        if self._scale is not None and event.button() == Qt.MouseButton.LeftButton:
+            self.scale_to(self.mapToScene(event.position().toPoint()),
+                          keep_aspect=not event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+            self.end_scale()
             return
         if self._move is not None and event.button() == Qt.MouseButton.LeftButton:
             layer_id, _start, old = self._move
@@ -553,8 +587,21 @@ class CanvasView(QGraphicsView):
             self.zoom_by(1.15 ** steps, event.position())
         event.accept()
 
+    def event(self, event) -> bool:
+        # Esc cancels a scale drag here, before the window's Esc shortcut (Cancel) sees it.
+        if event.type() == event.Type.ShortcutOverride and self._scale is not None \
+                and event.key() == Qt.Key.Key_Escape:
+            event.accept()
+            return True
+        return super().event(event)
+
     def keyPressEvent(self, event) -> None:  # noqa: N802
         key = event.key()
+        if key == Qt.Key.Key_Escape and self._scale is not None:
+            self._cancel_scale()
+            return
+        if key == Qt.Key.Key_Shift and self._scale is not None and self._cursor_scene is not None:
+            self.scale_to(self._cursor_scene, keep_aspect=False)  # Shift frees the aspect ratio now
         if key == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space = True
             self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
@@ -581,6 +628,8 @@ class CanvasView(QGraphicsView):
         super().keyPressEvent(event)
 
     def keyReleaseEvent(self, event) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Shift and self._scale is not None and self._cursor_scene is not None:
+            self.scale_to(self._cursor_scene, keep_aspect=True)
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space = False
             self._update_cursor()
@@ -598,6 +647,92 @@ class CanvasView(QGraphicsView):
             self.selection_item.setRect(QRectF(*rect))
             self.selection_item.show()
         self.selection_changed.emit(rect)
+
+    # ----------------------------------------------------------------------------- free transform
+    def _transform_target(self):
+        """The layer the Move tool's box is on: the selected image layer, when shown and on the canvas."""
+        layer = self.vm.selected
+        if self.tool != "move" or layer.kind != "image" or not layer.visible or layer.id not in self.items:
+            return None
+        return layer
+
+    def _update_transform_box(self) -> None:
+        layer = self._transform_target()
+        if layer is None:
+            self.transform_box.hide()
+            return
+        if self._scale is not None and self._scale[0] == layer.id:
+            return  # scale_to keeps it in step while dragging
+        item = self.items[layer.id]
+        self.transform_box.set_rect(item.mapRectToScene(item.boundingRect()), locked=layer.locked)
+        self.transform_box.show()
+
+    def _hover(self, scene_pos: QPointF) -> None:
+        handle = self.transform_box.hit(scene_pos) if self.transform_box.isVisible() else None
+        if handle != self._hover_handle:
+            self._hover_handle = handle
+            if handle is None:
+                self._update_cursor()
+            else:
+                self.viewport().setCursor(CURSORS[handle])
+
+    def begin_scale(self, scene_pos: QPointF) -> bool:
+        """A press on one of the selected layer's handles starts scaling it (True: the press is taken)."""
+        layer = self._transform_target()
+        handle = self.transform_box.hit(scene_pos) if layer is not None else None
+        if handle is None:
+            return False
+        if layer.locked:
+            self.message.emit(scale_problem(layer, layer.width, layer.height), True)
+            return True
+        self._scale = (layer.id, handle, QPointF(scene_pos), layer.rect, layer.rect)
+        return True
+
+    def scale_to(self, scene_pos: QPointF, keep_aspect: bool = True) -> None:
+        """Preview the drag: the layer's item is transformed (no resampling); the box and size follow."""
+        if self._scale is None:
+            return
+        layer_id, handle, start, rect0, _shown = self._scale
+        d = scene_pos - start
+        x, y, w, h = rect = drag_rect(handle, rect0, d.x(), d.y(), keep_aspect)
+        self._scale = (layer_id, handle, start, rect0, rect)
+        item = self.items[layer_id]
+        item.setPos(x, y)
+        item.setTransform(QTransform.fromScale(w / rect0[2], h / rect0[3]))
+        layer = self.doc.get_layer(layer_id)
+        percent = 100.0 * w / rect0[2] if handle not in ("t", "b") else 100.0 * h / rect0[3]
+        self.transform_box.set_rect(QRectF(x, y, w, h), invalid=scale_problem(layer, w, h) is not None,
+                                    label=f"{w} × {h} px  ({percent:.0f} %)")
+
+    def end_scale(self) -> None:
+        """The release: one ScaleLayerCommand (Lanczos once), or a message and the layer as it was."""
+        if self._scale is None:
+            return
+        layer_id, _handle, _start, rect0, (x, y, w, h) = self._scale
+        self._scale = None
+        layer = self.doc.get_layer(layer_id)
+        problem = scale_problem(layer, w, h)
+        if problem or (x, y, w, h) == rect0:
+            if problem:
+                self.message.emit(problem, True)
+            self._restore_item(layer_id)
+            return
+        self.vm.push(ScaleLayerCommand(self.doc, layer_id, w, h, x, y))
+        self._update_transform_box()
+
+    def _cancel_scale(self) -> None:
+        if self._scale is not None:
+            layer_id = self._scale[0]
+            self._scale = None
+            self._restore_item(layer_id)
+
+    def _restore_item(self, layer_id: str) -> None:
+        item = self.items.get(layer_id)
+        if item is not None and self.doc.has_layer(layer_id):
+            item.setTransform(QTransform())
+            layer = self.doc.get_layer(layer_id)
+            item.setPos(layer.x, layer.y)
+        self._update_transform_box()
 
     def _frame_dragged(self, frame: Frame) -> None:
         self.vm.push(SetFrameCommand(self.doc, frame))
