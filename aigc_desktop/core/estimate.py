@@ -230,11 +230,12 @@ def _warnings(memory: int, seconds: float, device: DeviceInfo) -> tuple[str, ...
         out.append(f"Needs about {human_bytes(memory)} of memory; {where} has {human_bytes(device.memory_bytes)} "
                    "free: use a smaller size or batch")
     if device.kind == "cpu" and seconds > SLOW_SECONDS:
-        out.append(f"Will take about {_duration(seconds)} on the CPU")
+        out.append(f"Will take about {duration_text(seconds)} on the CPU")
     return tuple(out)
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """A duration as a warning says it: '45 s', '12 min', '2.5 h'."""
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:

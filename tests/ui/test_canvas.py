@@ -12,26 +12,6 @@ from aigc_desktop.core.document import Document, Frame, Layer
 from aigc_desktop.core.params import GenerationParams
 
 
-@pytest.fixture
-def vm(qtbot):
-    from aigc_desktop.ui.viewmodels.document import DocumentViewModel
-
-    return DocumentViewModel(Document.new(256, 256))
-
-
-@pytest.fixture
-def canvas(qtbot, vm):
-    from aigc_desktop.ui.canvas.view import CanvasView
-
-    view = CanvasView(vm)
-    qtbot.addWidget(view)
-    view.resize(600, 500)
-    view.show()
-    view.zoom_100()
-    view.centerOn(128, 128)
-    return view
-
-
 def noise(w: int, h: int, seed: int = 0) -> Image.Image:
     rng = np.random.default_rng(seed)
     arr = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)

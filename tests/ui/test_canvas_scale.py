@@ -3,35 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QTransform
 from PySide6.QtTest import QTest
 
-from aigc_desktop.core.document import MAX_LAYER_SIDE, Document, Layer
+from aigc_desktop.core.document import MAX_LAYER_SIDE, Layer
 
 LEFT, NONE, SHIFT = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, Qt.KeyboardModifier.ShiftModifier
-
-
-@pytest.fixture
-def vm(qtbot):
-    from aigc_desktop.ui.viewmodels.document import DocumentViewModel
-
-    return DocumentViewModel(Document.new(256, 256))
-
-
-@pytest.fixture
-def canvas(qtbot, vm):
-    from aigc_desktop.ui.canvas.view import CanvasView
-
-    view = CanvasView(vm)
-    qtbot.addWidget(view)
-    view.resize(600, 500)
-    view.show()
-    view.zoom_100()
-    view.centerOn(128, 128)
-    return view
 
 
 def noise(w: int, h: int, seed: int = 0) -> Image.Image:

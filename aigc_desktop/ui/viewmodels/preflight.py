@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from aigc_desktop.core import jobs
-from aigc_desktop.core.estimate import DeviceInfo, Estimate, estimate, warnings_for
+from aigc_desktop.core.estimate import DeviceInfo, Estimate, duration_text, estimate, warnings_for
 from aigc_desktop.core.safe_io import human_bytes
 
 log = logging.getLogger(__name__)
@@ -39,16 +39,8 @@ class Verdict:
         where = (self.device.name or self.device.kind.upper()) if self.device else "the device"
         head = f"Estimated: about {human_bytes(self.memory_bytes)} of memory"
         if self.seconds:
-            head += f", about {_duration(self.seconds)} on {where}"
+            head += f", about {duration_text(self.seconds)} on {where}"
         return head + "\n\n" + "\n".join(f"• {w}" for w in self.warnings)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _measured_for(spec: Any, measured: Measured | None) -> tuple[float | None, Any]:
