@@ -9,8 +9,10 @@ What it wires:
   - keyframes from the canvas (the selected layer, or every visible layer) and from the History strip
     (its selected item, or "Add to timeline" in its context menu); a frame sent to the canvas becomes a
     layer in one undo step (`window.add_image_layer`);
-  - the prompt area's Interpolate entry: "Send prompt to timeline" (a button under Generate and an entry in
-    the Generate menu) adds the prompt panel's prompt, negative prompt and seed as a diffusion keyframe;
+  - the prompt area's Interpolate mode: with "Interpolate" ticked, every line of the prompt is a keyframe and
+    Generate (button, Ctrl+Enter) renders that diffusion travel with the panel's seed, steps, CFG, sampler and
+    size; "Send prompt to timeline" (a button under Generate and an entry in the Generate menu) adds the
+    prompt panel's prompt, negative prompt and seed as one more diffusion keyframe;
   - the timeline is part of the document: every edit is copied into Document.timeline (a TimelineChanged
     event: the project is unsaved, autosave and recovery see it), the project's `before_save` hook copies
     it once more before a save, and a DocumentReset (New, Open, Revert, restore) loads the document's
@@ -25,7 +27,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QPushButton
+from PySide6.QtWidgets import QCheckBox, QDockWidget, QPushButton
 
 from aigc_desktop.core import interpolate as ip
 from aigc_desktop.core import jobs
@@ -65,6 +67,7 @@ class TimelineDock(QObject):
         window.project.before_save.append(self.save_to_document)
         self.vm.changed.connect(self.on_timeline_changed)
         self._add_prompt_entry()
+        self._add_interpolate_mode()
 
         self._loading = True
         try:  # the document the window starts with (a restored project may already hold a timeline)
@@ -187,6 +190,66 @@ class TimelineDock(QObject):
         self.send_prompt_button.clicked.connect(self.send_prompt)
         layout = panel.layout()
         layout.insertWidget(layout.indexOf(panel.generate) + 1, self.send_prompt_button)
+
+    def _add_interpolate_mode(self) -> None:
+        """The prompt area's Interpolate mode; Generate (button and Ctrl+Enter) comes through `generate`."""
+        panel = self.window.prompt_panel
+        self.interpolate_box = QCheckBox("Interpolate: one keyframe per line")
+        self.interpolate_box.setObjectName("interpolateMode")
+        self.interpolate_box.setToolTip("Each line of the prompt is a keyframe; Generate renders the travel between "
+                                        "them in the Timeline (same seed, steps, CFG, sampler and size)")
+        layout = panel.layout()
+        layout.insertWidget(layout.indexOf(panel.generate), self.interpolate_box)
+        self.interpolate_box.toggled.connect(self._on_interpolate_mode)
+        panel.generate_requested.disconnect(self.window.generate)
+        panel.generate_requested.connect(self.generate)
+        self.window.generate_action.triggered.disconnect(self.window.generate)
+        self.window.generate_action.triggered.connect(self.generate)
+
+    @Slot(bool)
+    def _on_interpolate_mode(self, on: bool) -> None:
+        panel = self.window.prompt_panel
+        panel.generate.setText("Render travel" if on else "Generate")
+        panel.generate.setToolTip("Render the travel between the prompt's lines in the Timeline (Ctrl+Enter)" if on
+                                  else "Generate into the frame on the canvas (Ctrl+Enter)")
+        panel.prompt.setPlaceholderText("One prompt per line: each line is a keyframe" if on
+                                        else "Describe the image…")
+        if on:
+            self._show()
+
+    @Slot()
+    def generate(self) -> str | None:
+        """Generate, or in Interpolate mode render the prompt's lines as a travel."""
+        if self.interpolate_box.isChecked():
+            return self.render_prompt_lines()
+        return self.window.generate()
+
+    def render_prompt_lines(self) -> str | None:
+        """Interpolate mode: the timeline becomes a diffusion travel through the prompt's lines (the panel's
+        seed for every keyframe, a random seed drawn once), and its missing frames are rendered."""
+        from aigc_desktop.core.params import random_seed
+
+        p = self.window.prompt_panel.params()
+        lines = [line.strip() for line in p.prompt.splitlines() if line.strip()]
+        if len(lines) < 2:
+            self.window.show_message("Interpolate: write two or more prompts, one per line", error=True)
+            return None
+        seed = p.seed if p.seed >= 0 else random_seed()
+        vm = self.vm
+        if vm.travel != "diffusion":
+            vm.set_travel("diffusion")
+        vm.set_params(replace(vm.params, steps=p.steps, cfg_scale=p.cfg_scale, scheduler=p.scheduler,
+                              width=p.width, height=p.height, negative_prompt=p.negative_prompt))
+        for index in reversed(range(len(vm.keyframes))):
+            vm.remove(index)
+        for line in lines:
+            vm.add_keyframe(ip.Keyframe(label=line[:24], prompt=line, negative=p.negative_prompt, seed=seed))
+        self._show()
+        try:
+            return vm.request_render()
+        except (UserError, ValueError) as exc:
+            self.window.show_message(str(exc), error=True)
+            return None
 
     def _generate_menu(self) -> Any:
         for action in self.window.menuBar().actions():

@@ -242,3 +242,32 @@ def test_installed_at_the_end_of_the_windows_init(qtbot, models_dir):
         assert w.timeline.vm.model.path == w.models.selected.path and not w.project.dirty
     finally:
         w.close()
+
+
+def test_interpolate_mode_renders_the_prompt_lines_as_a_travel(qtbot, window):
+    """The prompt area's Interpolate mode: each line a keyframe; Generate (button or Ctrl+Enter) renders the
+    travel; unticked, Generate generates again."""
+    t, panel, vm = window.timeline, window.prompt_panel, window.timeline.vm
+    select_kind(window, "diffusers")
+    t.interpolate_box.setChecked(True)
+    assert panel.generate.text() == "Render travel" and not t.dock.visibleRegion().isEmpty()
+    panel.prompt.setPlainText("just one line")
+    panel.generate.click()
+    assert vm.keyframes == [] and "one per line" in window.message_bar.text()
+
+    panel.prompt.setPlainText("a red apple\n\n  a green apple \na cat face")
+    panel.seed.setValue(42)
+    panel.steps.setValue(2)
+    window.generate_action.trigger()  # Ctrl+Enter
+    assert [k.prompt for k in vm.keyframes] == ["a red apple", "a green apple", "a cat face"]
+    assert {k.seed for k in vm.keyframes} == {42} and vm.travel == "diffusion" and vm.params.steps == 2
+    travels = [r for r in window.queue.rows.values() if r.spec.kind == "travel"]
+    assert len(travels) == 1 and not [r for r in window.queue.rows.values() if r.spec.kind == "diffusion"]
+    window.queue.cancel(travels[0].job_id)
+
+    t.interpolate_box.setChecked(False)
+    assert panel.generate.text() == "Generate"
+    panel.prompt.setPlainText("a red apple")
+    with qtbot.waitSignal(window.queue.job_finished, timeout=10000):
+        panel.generate.click()
+    assert len(vm.keyframes) == 3  # a plain generation leaves the timeline alone
