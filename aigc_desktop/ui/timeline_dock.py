@@ -227,19 +227,13 @@ class TimelineDock(QObject):
     def render_prompt_lines(self) -> str | None:
         """Interpolate mode: the timeline becomes a diffusion travel through the prompt's lines (the panel's
         seed for every keyframe, a random seed drawn once), and its missing frames are rendered."""
-        from aigc_desktop.core.params import random_seed
-
         p = self.window.prompt_panel.params()
         lines = [line.strip() for line in p.prompt.splitlines() if line.strip()]
         if len(lines) < 2:
             self.window.show_message("Interpolate: write two or more prompts, one per line", error=True)
             return None
-        seed = p.seed if p.seed >= 0 else random_seed()
+        seed = self._diffusion_travel_like(p)
         vm = self.vm
-        if vm.travel != "diffusion":
-            vm.set_travel("diffusion")
-        vm.set_params(replace(vm.params, steps=p.steps, cfg_scale=p.cfg_scale, scheduler=p.scheduler,
-                              width=p.width, height=p.height, negative_prompt=p.negative_prompt))
         for index in reversed(range(len(vm.keyframes))):
             vm.remove(index)
         for line in lines:
@@ -251,6 +245,17 @@ class TimelineDock(QObject):
             self.window.show_message(str(exc), error=True)
             return None
 
+    def _diffusion_travel_like(self, p: Any) -> int:
+        """Make the timeline a diffusion travel rendered with the prompt panel's steps, CFG, sampler, size and
+        negative prompt; returns the seed its keyframes get (the panel's, or one drawn now for "random")."""
+        from aigc_desktop.core.params import random_seed
+
+        if self.vm.travel != "diffusion":
+            self.vm.set_travel("diffusion")
+        self.vm.set_params(replace(self.vm.params, steps=p.steps, cfg_scale=p.cfg_scale, scheduler=p.scheduler,
+                                   width=p.width, height=p.height, negative_prompt=p.negative_prompt))
+        return p.seed if p.seed >= 0 else random_seed()
+
     def _generate_menu(self) -> Any:
         for action in self.window.menuBar().actions():
             if action.menu() is not None and action.text().replace("&", "") == "Generate":
@@ -261,18 +266,13 @@ class TimelineDock(QObject):
     def send_prompt(self) -> int | None:
         """The prompt panel's prompt, negative prompt and seed as the last keyframe of a diffusion travel."""
         from aigc_desktop.core.catalog import DIFFUSION_KINDS
-        from aigc_desktop.core.params import random_seed
 
         p = self.window.prompt_panel.params()
         if not p.prompt.strip():
             self.window.show_message("Type a prompt first: it becomes the timeline's keyframe", error=True)
             return None
-        seed = p.seed if p.seed >= 0 else random_seed()
+        seed = self._diffusion_travel_like(p)
         vm = self.vm
-        if vm.travel != "diffusion":
-            vm.set_travel("diffusion")
-        vm.set_params(replace(vm.params, steps=p.steps, cfg_scale=p.cfg_scale, scheduler=p.scheduler,
-                              width=p.width, height=p.height, negative_prompt=p.negative_prompt))
         index = vm.add_keyframe(ip.Keyframe(label=p.prompt[:24], prompt=p.prompt, negative=p.negative_prompt,
                                             seed=seed))
         self.panel.strip.setCurrentRow(index)
