@@ -16,7 +16,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -41,7 +40,7 @@ def main() -> int:
         if not window.grab().save(str(out / name)):
             raise SystemExit(f"could not write {out / name}")
 
-    from PySide6.QtCore import QEventLoop, QPointF
+    from PySide6.QtCore import QPointF
     from PySide6.QtWidgets import QApplication
 
     from aigc_desktop.core.catalog import DIFFUSION_KINDS
@@ -49,6 +48,7 @@ def main() -> int:
     from aigc_desktop.core.settings import Settings
     from aigc_desktop.ui.canvas.commands import SetFrameCommand
     from aigc_desktop.ui.main_window import MainWindow
+    from event_loop import pump, run_until  # docs/ is on sys.path when this script runs
     from aigc_desktop.ui.theme import apply_theme
 
     app = QApplication.instance() or QApplication([])
@@ -68,16 +68,6 @@ def main() -> int:
             (m for m in window.models.models if m.kind in DIFFUSION_KINDS), None)
         if first is not None:
             window.models.select(first)
-
-    def pump(seconds: float = 0.2) -> None:
-        end = time.time() + seconds
-        while time.time() < end:
-            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
-
-    def run_until(cond, timeout: float = 600) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline and not cond():
-            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
 
     window.canvas.show_rect(window.document.doc.frame.rect)
     pump()

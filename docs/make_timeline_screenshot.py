@@ -14,7 +14,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -32,11 +31,12 @@ def main() -> int:
     os.environ.setdefault("AIGC_DESKTOP_DATA_DIR", str(Path(tmp) / "data"))
 
     from PIL import Image
-    from PySide6.QtCore import QEventLoop, QPointF
+    from PySide6.QtCore import QPointF
     from PySide6.QtWidgets import QApplication
 
     from aigc_desktop.core.settings import Settings
     from aigc_desktop.ui.main_window import MainWindow
+    from event_loop import pump, run_until  # docs/ is on sys.path when this script runs
     from aigc_desktop.ui.theme import apply_theme
 
     app = QApplication.instance() or QApplication([])
@@ -47,18 +47,6 @@ def main() -> int:
     window.models.join()
     app.processEvents()
     timeline = window.timeline
-
-    def pump(seconds: float = 0.2) -> None:
-        end = time.time() + seconds
-        while time.time() < end:
-            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
-
-    def run_until(cond, timeout: float = 600) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline and not cond():
-            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
-        if not cond():
-            raise SystemExit("timed out")
 
     vae = next((m for m in window.models.models if m.kind == "vae_morph"), None)
     if vae is None:
@@ -78,7 +66,8 @@ def main() -> int:
     panel.strip.setCurrentRow(1)
     panel.easing.setCurrentIndex(panel.easing.findData("ease-in-out"))
     panel.render()
-    run_until(lambda: vm.frame_count and vm.rendered_count() == vm.frame_count and not vm.pending)
+    if not run_until(lambda: vm.frame_count and vm.rendered_count() == vm.frame_count and not vm.pending):
+        raise SystemExit("timed out")
     pump(0.3)
     vm.set_current(args.frames * 2 // 3)  # part-way from the first keyframe to the second
     timeline.dock.raise_()
