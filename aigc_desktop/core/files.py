@@ -26,10 +26,18 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _temporary_beside(target: Path) -> tuple[int, Path]:
+@contextlib.contextmanager
+def _temporary_beside(target: Path) -> Iterator[tuple[int, Path]]:
+    """(fd, path) of a new temporary file in the target's folder; removed when the block raises."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    return fd, Path(tmp_name)
+    tmp = Path(tmp_name)
+    try:
+        yield fd, tmp
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def _commit(tmp: Path, target: Path) -> None:
@@ -54,17 +62,12 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", encoding: str | None 
     denied) propagate as OSError after the temporary file is removed.
     """
     target = Path(path)
-    fd, tmp = _temporary_beside(target)
-    try:
+    with _temporary_beside(target) as (fd, tmp):
         with os.fdopen(fd, mode, encoding=encoding) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         _commit(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 @contextlib.contextmanager
@@ -73,17 +76,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     images, safetensors' save_file, torch.save of large state): written there, fsynced, renamed over `path`
     on a clean exit; removed on an error, leaving the old file intact."""
     target = Path(path)
-    fd, tmp = _temporary_beside(target)
-    os.close(fd)
-    try:
+    with _temporary_beside(target) as (fd, tmp):
+        os.close(fd)
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         _commit(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 def set_aside(path: str | os.PathLike, suffix: str = ".bad") -> Path | None:
