@@ -423,7 +423,9 @@ class MainWindow(QMainWindow):
     def _live_engines(engines: dict | None) -> dict | None:
         """Engine instances given for tests serve the live view too when they are of its kind; else the live
         view runs in the device's engine process, like the main queue."""
-        return {k: v for k, v in engines.items() if k == "stylegan"} or None if engines else None
+        if not engines or "stylegan" not in engines:
+            return None
+        return {"stylegan": engines["stylegan"]}
 
     @Slot()
     def start_worker(self) -> None:

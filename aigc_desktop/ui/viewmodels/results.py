@@ -32,7 +32,9 @@ class ResultsViewModel(QObject):
         self.queue, self.document, self.models, self.stylegan = queue, document, models, stylegan
         queue.preview_event.connect(self.on_preview)
         queue.job_finished.connect(self.on_finished)
-        queue.job_unsaved.connect(self.on_unsaved)
+        # Made but not saved: staged like a finished job's images (those not saved have no path), so the user
+        # can accept them onto the canvas or export them elsewhere.
+        queue.job_unsaved.connect(self.on_finished)
         for signal in (queue.job_failed, queue.job_cancelled):
             signal.connect(self.on_ended)
 
@@ -56,12 +58,6 @@ class ResultsViewModel(QObject):
     @Slot(str)
     def on_ended(self, job_id: str, *_args) -> None:
         self.document.clear_preview()
-
-    @Slot(str, object)
-    def on_unsaved(self, job_id: str, event: jobs.SaveFailed) -> None:
-        """Made but not saved: staged like a finished job's images (those not saved have no path), so the
-        user can accept them onto the canvas or export them elsewhere."""
-        self.on_finished(job_id, event)
 
     @Slot(str, object)
     def on_finished(self, job_id: str, event: jobs.Finished | jobs.SaveFailed) -> None:
