@@ -303,6 +303,7 @@ class MainWindow(QMainWindow):
         self._action(edit, "Settings…", self.open_settings)
 
         gen = bar.addMenu("&Generate")
+        self.generate_menu = gen
         self.generate_action = self._action(gen, "Generate", self.generate, "Ctrl+Return")
         self.generate_action.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
         self._action(gen, "Cancel", self.cancel_running, "Escape")

@@ -177,12 +177,8 @@ class TimelineDock(QObject):
         self.send_prompt_action.setToolTip(tip)
         self.send_prompt_action.setStatusTip(tip)
         self.send_prompt_action.triggered.connect(self.send_prompt)
-        menu = self._generate_menu()
-        if menu is not None:
-            menu.addSeparator()
-            menu.addAction(self.send_prompt_action)
-        else:
-            self.window.addAction(self.send_prompt_action)
+        self.window.generate_menu.addSeparator()
+        self.window.generate_menu.addAction(self.send_prompt_action)
         panel = self.window.prompt_panel
         self.send_prompt_button = QPushButton("Send prompt to timeline")
         self.send_prompt_button.setObjectName("sendPromptToTimeline")
@@ -255,12 +251,6 @@ class TimelineDock(QObject):
         self.vm.set_params(replace(self.vm.params, steps=p.steps, cfg_scale=p.cfg_scale, scheduler=p.scheduler,
                                    width=p.width, height=p.height, negative_prompt=p.negative_prompt))
         return p.seed if p.seed >= 0 else random_seed()
-
-    def _generate_menu(self) -> Any:
-        for action in self.window.menuBar().actions():
-            if action.menu() is not None and action.text().replace("&", "") == "Generate":
-                return action.menu()
-        return None
 
     @Slot()
     def send_prompt(self) -> int | None:
